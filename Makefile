@@ -1,0 +1,41 @@
+# The two commands of the README: `make demo` and `make test`. Both create .venv when needed,
+# install the exact pins of requirements.lock, and are quick when .venv is already current.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.molddl-installed
+SHARED_DATA := $(abspath ../shared/data)
+# Real data comes from MOLDDL_DATA_DIR; beside a checkout with ../shared we use that copy.
+ifeq ($(origin MOLDDL_DATA_DIR), undefined)
+ifneq ($(wildcard $(SHARED_DATA)/tox21.csv.gz),)
+export MOLDDL_DATA_DIR := $(SHARED_DATA)
+endif
+endif
+
+.PHONY: setup demo test lint format clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/molddl demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check molddl tests benchmarks
+	$(VENV)/bin/ruff format --check molddl tests benchmarks
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix molddl tests benchmarks
+	$(VENV)/bin/ruff format molddl tests benchmarks
+
+test: lint
+	$(PY) -m pytest -q -ra
+
+clean:
+	rm -rf $(VENV) .pytest_cache

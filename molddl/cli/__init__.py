@@ -1,0 +1,1 @@
+"""The ``molddl`` command line: one module per command."""

@@ -1,0 +1,69 @@
+"""``molddl data``: look at a dataset before training on it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from molddl.data.featurizers import parse_smiles
+from molddl.data.loaders import load_dataset
+from molddl.data.masking import mask_labels
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="inspect datasets", description="Inspect datasets.")
+    data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    d = data_sub.add_parser(
+        "describe",
+        help="print the D12 / D1 / D2 / D0 partition of a dataset",
+        description="Print the partition table (SPEC §1), label statistics and input problems.",
+    )
+    d.add_argument("dataset", help="tox21, higgs, mof, or a path to a CSV / Parquet file")
+    d.add_argument("--labels", nargs="+", help="label columns (default: the dataset's pair)")
+    d.add_argument(
+        "--data-dir", help="folder holding the data files (default: $MOLDDL_DATA_DIR, then cache)"
+    )
+    d.add_argument(
+        "--missing-rate",
+        type=float,
+        default=0.0,
+        help="also show the partition after hiding each label at this rate (seeded)",
+    )
+    d.add_argument("--seed", type=int, default=0, help="seed of the synthetic masking")
+    d.set_defaults(run=describe)
+
+
+def describe(args: argparse.Namespace) -> int:
+    data = load_dataset(args.dataset, labels=args.labels, data_dir=args.data_dir)
+    out = sys.stdout
+    kind = "molecules (SMILES)" if data.is_molecular else f"{len(data.feature_names)} features"
+    out.write(f"dataset {data.name}: {len(data)} samples, {kind}\n")
+    for k, spec in enumerate(data.labels):
+        col = data.y[:, k]
+        present = col[~np.isnan(col)]
+        stats = (
+            f"positive rate {present.mean():.1%}"
+            if spec.kind == "binary"
+            else f"range {present.min():.4g} .. {present.max():.4g}, mean {present.mean():.4g}"
+        )
+        out.write(
+            f"  label y{k + 1} = {spec.name} ({spec.kind}): missing {np.isnan(col).mean():.2%}, "
+            f"{stats}\n"
+        )
+    if len(data.labels) == 2:
+        out.write(data.describe().to_string(index=False) + "\n")
+        if args.missing_rate > 0:
+            masked = data.with_labels(mask_labels(data.y, args.missing_rate, args.seed))
+            out.write(f"after hiding labels at rate {args.missing_rate} (seed {args.seed}):\n")
+            out.write(masked.describe().to_string(index=False) + "\n")
+    if data.smiles is not None:
+        bad = [i for i, s in enumerate(data.smiles) if parse_smiles(s) is None]
+        out.write(f"invalid SMILES: {len(bad)} (skipped at featurization)\n")
+        for i in bad:
+            out.write(f"  row {data.row[i] + 1}: {data.smiles[i]}\n")
+    dropped = data.meta.get("dropped_constant_columns")
+    if dropped:
+        out.write(f"constant feature columns dropped: {len(dropped)}\n")
+    return 0

@@ -1,0 +1,1 @@
+"""Data in: loading, featurizing, splitting and masking."""

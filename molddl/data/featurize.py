@@ -1,0 +1,150 @@
+"""Featurize a dataset once: invalid SMILES reported, results cached on disk by content."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from molddl._version import __version__
+from molddl.data.dataset import DualLabelDataset
+from molddl.data.featurizers import Featurizer
+from molddl.data.graphs import GraphStore
+from molddl.io import atomic_path
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidSmiles:
+    """A SMILES that RDKit rejects.
+
+    Attributes
+    ----------
+    row
+        Row number in the source table, counting data rows from 1 (header not counted).
+    id
+        The sample's id.
+    smiles
+        The rejected string.
+    """
+
+    row: int
+    id: str
+    smiles: str
+
+    def __str__(self) -> str:
+        return f"row {self.row} (id {self.id}): {self.smiles!r}"
+
+
+class InvalidSmilesError(ValueError):
+    """Raised under ``strict=True`` when any SMILES is invalid; lists every one."""
+
+    def __init__(self, invalid: list[InvalidSmiles]) -> None:
+        self.invalid = invalid
+        shown = "; ".join(str(i) for i in invalid[:10])
+        more = f" (and {len(invalid) - 10} more)" if len(invalid) > 10 else ""
+        super().__init__(f"{len(invalid)} invalid SMILES: {shown}{more}")
+
+
+def default_feature_cache() -> Path:
+    env = os.environ.get("MOLDDL_CACHE_DIR")
+    if env:
+        return Path(env) / "features"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("molddl")) / "features"
+
+
+def _cache_key(featurizer: Featurizer, smiles: np.ndarray) -> str:
+    h = hashlib.sha256()
+    h.update(f"molddl {__version__}\n{sorted(featurizer.to_dict().items())}\n".encode())
+    for s in smiles:
+        h.update(str(s).encode())
+        h.update(b"\n")
+    return h.hexdigest()[:32]
+
+
+def _compute(featurizer: Featurizer, smiles: np.ndarray, n_jobs: int) -> dict[str, torch.Tensor]:
+    feats = featurizer.featurize(list(smiles), n_jobs=n_jobs)
+    valid = np.array([f is not None for f in feats], dtype=bool)
+    kept = [f for f in feats if f is not None]
+    out: dict[str, torch.Tensor] = {"valid": torch.from_numpy(valid)}
+    if not kept:
+        return out
+    if featurizer.output == "graph":
+        out.update(GraphStore.from_data_list(kept).to_dict())
+    else:
+        out["X"] = torch.from_numpy(np.stack(kept).astype(np.float32))
+    return out
+
+
+def featurize_dataset(
+    data: DualLabelDataset,
+    featurizer: Featurizer,
+    *,
+    strict: bool = False,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    n_jobs: int = 1,
+) -> tuple[DualLabelDataset, list[InvalidSmiles]]:
+    """Featurize the SMILES of ``data``.
+
+    Invalid SMILES are reported (row number and string, logged as a warning and returned)
+    and their samples are skipped; with ``strict=True`` they raise
+    :class:`InvalidSmilesError` instead. Results are cached under ``cache_dir`` keyed by the
+    SMILES, the featurizer settings and molddl's version, so a second run reads them back.
+
+    Returns
+    -------
+    The featurized dataset (``graphs`` or ``X`` set, invalid samples removed) and the list of
+    invalid SMILES.
+    """
+    if data.smiles is None:
+        raise ValueError(f"dataset {data.name!r} has no SMILES column to featurize")
+    cache = Path(cache_dir) if cache_dir is not None else default_feature_cache()
+    path = cache / f"{_cache_key(featurizer, data.smiles)}.pt"
+    stored = None
+    if use_cache and path.exists():
+        try:
+            stored = torch.load(path, weights_only=True)
+        except Exception as err:  # a damaged cache entry is recomputed, never trusted
+            logger.warning("feature cache %s unreadable (%s); featurizing again", path, err)
+    if stored is None:
+        stored = _compute(featurizer, data.smiles, n_jobs)
+        if use_cache:
+            with atomic_path(path) as tmp:
+                torch.save(stored, tmp)
+    valid = stored["valid"].numpy()
+    invalid = [
+        InvalidSmiles(int(data.row[i]) + 1, str(data.ids[i]), str(data.smiles[i]))
+        for i in np.flatnonzero(~valid)
+    ]
+    if invalid:
+        if strict:
+            raise InvalidSmilesError(invalid)
+        logger.warning(
+            "%s: skipping %d invalid SMILES: %s",
+            data.name,
+            len(invalid),
+            "; ".join(str(i) for i in invalid),
+        )
+    if not valid.any():
+        raise InvalidSmilesError(invalid)
+    kept = data.subset(np.flatnonzero(valid))
+    if featurizer.output == "graph":
+        kept = replace(kept, graphs=GraphStore.from_dict(stored))
+    else:
+        kept = replace(
+            kept,
+            X=stored["X"].numpy(),
+            feature_names=tuple(f"{featurizer.name}_{j}" for j in range(stored["X"].shape[1])),
+        )
+    kept.meta["featurizer"] = featurizer.to_dict()
+    kept.meta["invalid_smiles"] = [str(i) for i in invalid]
+    return kept, invalid

@@ -1,0 +1,35 @@
+"""Shared fixtures: the real data directory and an isolated cache for every test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def _data_dir() -> Path | None:
+    env = os.environ.get("MOLDDL_DATA_DIR")
+    for candidate in (Path(env) if env else None, SHARED_DATA):
+        if candidate is not None and (candidate / "tox21.csv.gz").exists():
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The folder with the real datasets (``MOLDDL_DATA_DIR`` or ``../shared/data``)."""
+    found = _data_dir()
+    if found is None:
+        pytest.skip("real datasets not found: set MOLDDL_DATA_DIR or place ../shared/data")
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Each test session gets its own cache so tests never depend on the user's cache."""
+    cache = tmp_path_factory.getbasetemp() / "molddl-cache"
+    monkeypatch.setenv("MOLDDL_CACHE_DIR", str(cache))
