@@ -146,5 +146,6 @@ def featurize_dataset(
             feature_names=tuple(f"{featurizer.name}_{j}" for j in range(stored["X"].shape[1])),
         )
     kept.meta["featurizer"] = featurizer.to_dict()
+    kept.meta["kept_positions"] = np.flatnonzero(valid)
     kept.meta["invalid_smiles"] = [str(i) for i in invalid]
     return kept, invalid

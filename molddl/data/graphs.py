@@ -119,5 +119,7 @@ def _expand(starts: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     total = int(counts.sum())
     if total == 0:
         return torch.zeros(0, dtype=torch.long)
-    offsets = torch.repeat_interleave(starts - torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)[:-1]]), counts)
+    offsets = torch.repeat_interleave(
+        starts - torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)[:-1]]), counts
+    )
     return torch.arange(total) + offsets

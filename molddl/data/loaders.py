@@ -59,8 +59,7 @@ def _require_columns(df: pd.DataFrame, columns: Sequence[str], source: str) -> N
     if missing:
         shown = ", ".join(map(str, df.columns[:40])) + (" …" if len(df.columns) > 40 else "")
         raise ValueError(
-            f"{source}: unknown column(s) {', '.join(map(repr, missing))}; "
-            f"the file has: {shown}"
+            f"{source}: unknown column(s) {', '.join(map(repr, missing))}; the file has: {shown}"
         )
 
 
@@ -187,9 +186,7 @@ def load_table(
         else:
             skip = set(labels) | {kwargs.get("id_column"), kwargs.get("split_column", "split")}
             feature_columns = [
-                c
-                for c in df.columns
-                if c not in skip and pd.api.types.is_numeric_dtype(df[c])
+                c for c in df.columns if c not in skip and pd.api.types.is_numeric_dtype(df[c])
             ]
             if not feature_columns:
                 raise ValueError(f"{path}: no 'smiles' column and no numeric feature columns")

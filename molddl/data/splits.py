@@ -81,15 +81,21 @@ def scaffold_split(
     return tuple(np.sort(np.asarray(p, dtype=np.int64)) for p in (train, val, test))  # type: ignore[return-value]
 
 
-def column_split(values: Sequence[object], row_offset: int = 0) -> Indices:
-    """Use the user's ``split`` column (``train`` / ``val`` / ``test``)."""
+def column_split(
+    values: Sequence[object], row_offset: int = 0, rows: Sequence[int] | None = None
+) -> Indices:
+    """Use the user's ``split`` column (``train`` / ``val`` / ``test``).
+
+    ``rows`` gives each value's position in the source table (e.g. ``data.row``) so that an
+    error names the user's row even after samples were dropped; ``row_offset`` is added.
+    """
     arr = np.asarray([str(v).strip().lower() for v in values])
     bad = ~np.isin(arr, SPLITS)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
+        row = (int(rows[i]) if rows is not None else i) + row_offset
         raise ValueError(
-            f"column 'split', row {i + row_offset}: {values[i]!r} is not one of "
-            f"{', '.join(SPLITS)}"
+            f"column 'split', row {row}: {values[i]!r} is not one of {', '.join(SPLITS)}"
         )
     return tuple(np.flatnonzero(arr == s) for s in SPLITS)  # type: ignore[return-value]
 
@@ -104,7 +110,7 @@ def split_indices(
     if data.split is not None or method == "column":
         if data.split is None:
             raise ValueError("split method 'column' needs a 'split' column in the data")
-        return column_split(data.split, row_offset=data.meta.get("row_offset", 0))
+        return column_split(data.split, row_offset=data.meta.get("row_offset", 0), rows=data.row)
     if method == "random":
         return random_split(len(data), fractions, seed)
     if method == "scaffold":

@@ -1,0 +1,187 @@
+"""Reveal-mode evaluation (SPEC §6), the one evaluator for DLL and every baseline.
+
+Test samples that have all labels are scored in each reveal mode: some labels are shown to
+the model as inputs, the others are hidden, predicted and scored against the truth.
+
+==============  ===========  ===========  ========================
+mode            revealed     predicted    tasks
+==============  ===========  ===========  ========================
+``single_y1``   y2           y1           ``Single-y1``
+``single_y2``   y1           y2           ``Single-y2``
+``double``      nothing      y1, y2       ``Double-y1``, ``Double-y2``
+==============  ===========  ===========  ========================
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from molddl.data.dataset import DualLabelDataset
+from molddl.evaluation.metrics import compute, get_metric, metrics_for
+
+log = logging.getLogger(__name__)
+
+#: Label indices each mode hides (and scores); K > 2 labels would only add entries here.
+HIDDEN: dict[str, tuple[int, ...]] = {
+    "single_y1": (0,),
+    "single_y2": (1,),
+    "double": (0, 1),
+}
+REVEAL_MODES: tuple[str, ...] = tuple(HIDDEN)
+
+Predictor = Callable[[DualLabelDataset], list[np.ndarray]]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RevealTask:
+    """The input and the answer of one reveal mode.
+
+    Attributes
+    ----------
+    mode
+        One of :data:`REVEAL_MODES`.
+    rows
+        Positions, in the given label array, of the samples with all labels, shape ``m``.
+    revealed
+        Labels shown to the model, shape ``m x K``; NaN where hidden.
+    truth
+        All labels of those samples, shape ``m x K``.
+    scored
+        Indices of the hidden labels, which are predicted and scored.
+    """
+
+    mode: str
+    rows: np.ndarray
+    revealed: np.ndarray
+    truth: np.ndarray
+    scored: tuple[int, ...]
+
+    def task_name(self, k: int) -> str:
+        """The SPEC name of scoring label ``k`` in this mode, e.g. ``"Single-y1"``."""
+        if k not in self.scored:
+            raise ValueError(f"label {k} is revealed, not scored, in mode {self.mode!r}")
+        return f"{self.mode.split('_')[0].capitalize()}-y{k + 1}"
+
+
+def reveal(y: np.ndarray, mode: str) -> RevealTask:
+    """Hide the labels of ``mode`` on the samples of ``y`` that have all labels.
+
+    Parameters
+    ----------
+    y
+        Labels, shape ``n x K`` with NaN for missing; not modified.
+    mode
+        One of :data:`REVEAL_MODES`.
+    """
+    if mode not in HIDDEN:
+        raise ValueError(f"unknown reveal mode {mode!r}; expected one of {', '.join(REVEAL_MODES)}")
+    y = np.asarray(y, dtype=np.float64)
+    hidden = HIDDEN[mode]
+    if y.ndim != 2 or y.shape[1] <= max(hidden):
+        raise ValueError(f"mode {mode!r} needs labels of shape n x K with K > {max(hidden)}")
+    rows = np.flatnonzero(~np.isnan(y).any(axis=1))
+    if rows.size == 0:
+        raise ValueError("no sample has all labels; reveal-mode evaluation needs some")
+    truth = y[rows].copy()
+    revealed = truth.copy()
+    revealed[:, list(hidden)] = np.nan
+    return RevealTask(mode=mode, rows=rows, revealed=revealed, truth=truth, scored=hidden)
+
+
+def evaluate(
+    predict: Predictor,
+    data: DualLabelDataset,
+    *,
+    modes: Sequence[str] = REVEAL_MODES,
+    thresholds: Sequence[float | None] | None = None,
+    metrics: dict[int, list[str]] | None = None,
+) -> pd.DataFrame:
+    """Score ``predict`` on ``data`` in each reveal mode.
+
+    Parameters
+    ----------
+    predict
+        Takes a dataset whose hidden labels are NaN and returns one array per label for
+        every row: class-1 probabilities (binary, shape ``m``), class probabilities
+        (multiclass, ``m x C``) or values (regression, ``m``). Only hidden labels are scored.
+    data
+        Test samples; those without all labels are skipped.
+    modes
+        Reveal modes to run, a subset of :data:`REVEAL_MODES`.
+    thresholds
+        Per label, a validation-tuned threshold or ``None``; a binary label with one is also
+        scored as ``f1_tuned``, the F1 at that threshold.
+    metrics
+        Per label index, metric names replacing :func:`metrics_for` of that label.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per task and metric, columns ``task, label, metric, value, n, threshold``;
+        ``threshold`` is set on ``f1_tuned`` rows and NaN on the others.
+    """
+    K = len(data.labels)
+    unknown = [m for m in modes if m not in HIDDEN]
+    if unknown:
+        raise ValueError(
+            f"unknown reveal modes {unknown}; expected some of {', '.join(REVEAL_MODES)}"
+        )
+    names = _metric_names(data, metrics or {})
+    tuned = _tuned_thresholds(data, thresholds)
+    records: list[dict[str, object]] = []
+    for mode in modes:
+        task = reveal(data.y, mode)
+        preds = predict(data.subset(task.rows).with_labels(task.revealed))
+        if len(preds) != K:
+            raise ValueError(f"predict returned {len(preds)} arrays, expected one per label ({K})")
+        for k in task.scored:
+            spec = data.labels[k]
+            y_true, y_pred = task.truth[:, k], np.asarray(preds[k])
+            row = {"task": task.task_name(k), "label": spec.name, "n": len(task.rows)}
+            for name in names[k]:
+                value = compute(name, y_true, y_pred, kind=spec.kind)
+                records.append({**row, "metric": name, "value": value, "threshold": np.nan})
+            if tuned[k] is not None:
+                value = compute("f1", y_true, y_pred, threshold=tuned[k], kind=spec.kind)
+                records.append({**row, "metric": "f1_tuned", "value": value, "threshold": tuned[k]})
+        log.debug("evaluated mode %s on %d samples", mode, len(task.rows))
+    columns = ["task", "label", "metric", "value", "n", "threshold"]
+    return pd.DataFrame.from_records(records, columns=columns)
+
+
+def _metric_names(data: DualLabelDataset, metrics: dict[int, list[str]]) -> list[list[str]]:
+    """Metric names per label, checked before any prediction is made."""
+    extra = set(metrics) - set(range(len(data.labels)))
+    if extra:
+        raise ValueError(
+            f"metrics names label indices {sorted(extra)}; labels are 0..{len(data.labels) - 1}"
+        )
+    names = []
+    for k, spec in enumerate(data.labels):
+        chosen = list(metrics.get(k, metrics_for(spec)))
+        for name in chosen:
+            if spec.kind not in get_metric(name).kinds:
+                raise ValueError(
+                    f"metric {name!r} does not apply to {spec.kind} label {spec.name!r}"
+                )
+        names.append(chosen)
+    return names
+
+
+def _tuned_thresholds(
+    data: DualLabelDataset, thresholds: Sequence[float | None] | None
+) -> list[float | None]:
+    K = len(data.labels)
+    if thresholds is None:
+        return [None] * K
+    if len(thresholds) != K:
+        raise ValueError(f"thresholds has {len(thresholds)} entries, expected one per label ({K})")
+    for t, spec in zip(thresholds, data.labels, strict=True):
+        if t is not None and spec.kind != "binary":
+            raise ValueError(f"a threshold is given for {spec.kind} label {spec.name!r}")
+    return [None if t is None else float(t) for t in thresholds]
