@@ -1,0 +1,1 @@
+"""Inference (Algorithm 2): direct, alternate, and the prediction table."""

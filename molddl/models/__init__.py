@@ -1,0 +1,1 @@
+"""The DLL model, the marginal model, their training and the estimator."""

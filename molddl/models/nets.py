@@ -1,0 +1,91 @@
+"""The dual-tower network and the marginal multi-task network (SPEC §2)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from molddl.config import ModelConfig
+from molddl.data.labels import LabelSpec
+from molddl.nn.encoders import GNNEncoder, MLPEncoder
+from molddl.nn.heads import raw_dim
+from molddl.nn.towers import Tower, mlp
+
+
+def build_encoder(cfg: ModelConfig, input_info: dict) -> nn.Module:
+    """An encoder for the inputs described by ``input_info`` (see ``Preprocessor``)."""
+    if input_info["kind"] == "graph":
+        if cfg.encoder == "mlp":
+            raise ValueError("model.encoder 'mlp' needs feature vectors; molecules need a GNN")
+        return GNNEncoder(
+            input_info["node_cardinalities"],
+            input_info["edge_cardinalities"],
+            input_info["node_dim"],
+            input_info["edge_dim"],
+            conv=cfg.encoder,
+            hidden=cfg.hidden,
+            layers=cfg.layers,
+            dropout=cfg.dropout,
+            pooling=cfg.pooling,
+        )
+    return MLPEncoder(input_info["dim"], hidden=cfg.hidden, layers=cfg.layers, dropout=cfg.dropout)
+
+
+class DualTowerNet(nn.Module):
+    """``h = E(x)``; ``tower1``: ``[h, L2(y2)] → ŷ1`` (dual g); ``tower2``: ``[h, L1(y1)] → ŷ2``
+    (primal f). Towers are held in order of the label they predict."""
+
+    def __init__(self, cfg: ModelConfig, labels: Sequence[LabelSpec], input_info: dict) -> None:
+        super().__init__()
+        if len(labels) != 2:
+            raise ValueError(f"the dual-tower model takes two labels, got {len(labels)}")
+        self.labels = tuple(labels)
+        self.encoder = build_encoder(cfg, input_info)
+        d_h = self.encoder.out_dim
+        self.towers = nn.ModuleList(
+            Tower(
+                d_h,
+                in_spec=labels[1 - k],
+                out_spec=labels[k],
+                label_dim=cfg.label_dim,
+                hidden=cfg.tower_hidden,
+                layers=cfg.tower_layers,
+                dropout=cfg.dropout,
+                gaussian=cfg.gaussian,
+            )
+            for k in range(2)
+        )
+
+    @property
+    def tower1(self) -> Tower:
+        return self.towers[0]  # type: ignore[return-value]
+
+    @property
+    def tower2(self) -> Tower:
+        return self.towers[1]  # type: ignore[return-value]
+
+
+class MarginalNet(nn.Module):
+    """The masked multi-task model ``M(x) → P(y1|x), P(y2|x)``: an encoder and one head per
+    label."""
+
+    def __init__(self, cfg: ModelConfig, labels: Sequence[LabelSpec], input_info: dict) -> None:
+        super().__init__()
+        self.labels = tuple(labels)
+        self.encoder = build_encoder(cfg, input_info)
+        self.heads = nn.ModuleList(
+            mlp(
+                self.encoder.out_dim,
+                cfg.tower_hidden,
+                raw_dim(s, cfg.gaussian),
+                cfg.tower_layers,
+                cfg.dropout,
+            )
+            for s in labels
+        )
+
+    def forward(self, inputs) -> list[torch.Tensor]:
+        h = self.encoder(inputs)
+        return [head(h) for head in self.heads]

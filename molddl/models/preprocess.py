@@ -1,0 +1,182 @@
+"""From a :class:`DualLabelDataset` to tensors: featurize, standardise, batch.
+
+Statistics (feature means, regression label scales) come from the training part only and
+travel with a saved model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from molddl.data.dataset import DualLabelDataset, Standardizer
+from molddl.data.featurize import InvalidSmiles, featurize_dataset
+from molddl.data.featurizers import featurizer_from_dict
+from molddl.data.graphs import GraphStore
+from molddl.data.labels import LabelSpec
+
+
+@dataclass(slots=True)
+class Prepared:
+    """Model-ready tensors for ``n`` samples.
+
+    Attributes
+    ----------
+    inputs
+        A :class:`GraphStore` or a float tensor ``n x d``.
+    y
+        Labels in model space, ``n x K``: class index or standardised value, NaN if missing.
+    positions
+        Positions of these samples in the dataset they came from (invalid SMILES removed).
+    invalid
+        The invalid SMILES that were skipped.
+    """
+
+    inputs: GraphStore | torch.Tensor
+    y: torch.Tensor
+    positions: np.ndarray
+    invalid: list[InvalidSmiles] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def batch(self, index) -> tuple[object, torch.Tensor]:
+        index = np.asarray(index, dtype=np.int64)
+        if isinstance(self.inputs, GraphStore):
+            x = self.inputs.batch(index)
+        else:
+            x = self.inputs[torch.from_numpy(index)]
+        return x, self.y[torch.from_numpy(index)]
+
+
+@dataclass(slots=True)
+class Preprocessor:
+    """Everything needed to turn raw data into model inputs the same way at every call.
+
+    Attributes
+    ----------
+    labels
+        Label specifications.
+    featurizer
+        Featurizer settings for molecular data, else ``None``.
+    x_scaler
+        Feature standardiser for tabular data (training statistics), else ``None``.
+    y_mean, y_std
+        Per-label shift and scale of regression labels (0 and 1 for class labels).
+    input_info
+        What the encoder needs to know about the inputs.
+    feature_names
+        Tabular feature columns, in order.
+    """
+
+    labels: tuple[LabelSpec, ...]
+    featurizer: dict | None
+    x_scaler: Standardizer | None
+    y_mean: list[float]
+    y_std: list[float]
+    input_info: dict
+    feature_names: tuple[str, ...] = ()
+    strict: bool = False
+    prior: list[list[float]] = field(default_factory=list)
+    """Label prior state from the training part: P(class 1), class frequencies, or z = 0."""
+
+    @classmethod
+    def fit(cls, train: DualLabelDataset, featurizer: str = "pyg", strict: bool = False):
+        y_mean, y_std, prior = [], [], []
+        for k, spec in enumerate(train.labels):
+            col = train.y[:, k]
+            present = col[~np.isnan(col)]
+            if present.size == 0:
+                raise ValueError(f"label {spec.name!r} has no present value in the training part")
+            if spec.kind == "regression":
+                y_mean.append(float(present.mean()))
+                y_std.append(float(present.std()) or 1.0)
+                prior.append([0.0])
+            else:
+                y_mean.append(0.0)
+                y_std.append(1.0)
+                freq = np.bincount(present.astype(int), minlength=spec.n_classes) / present.size
+                prior.append([float(freq[1])] if spec.kind == "binary" else freq.tolist())
+        if train.is_molecular:
+            feat = featurizer_from_dict({"name": featurizer})
+            if feat.output == "graph":
+                info = {
+                    "kind": "graph",
+                    "node_cardinalities": feat.node_cardinalities,
+                    "edge_cardinalities": feat.edge_cardinalities,
+                    "node_dim": feat.node_dim,
+                    "edge_dim": feat.edge_dim,
+                }
+            else:
+                info = {"kind": "vector", "dim": feat.dim}
+            return cls(train.labels, feat.to_dict(), None, y_mean, y_std, info, (), strict, prior)
+        if train.X is None:
+            raise ValueError(f"dataset {train.name!r} has neither SMILES nor features")
+        scaler = Standardizer.fit(train.X)
+        info = {"kind": "vector", "dim": int(train.X.shape[1])}
+        return cls(
+            train.labels, None, scaler, y_mean, y_std, info, train.feature_names, strict, prior
+        )
+
+    def labels_to_model(self, y: np.ndarray) -> torch.Tensor:
+        z = (np.asarray(y, dtype=np.float64) - np.asarray(self.y_mean)) / np.asarray(self.y_std)
+        return torch.as_tensor(z, dtype=torch.float32)
+
+    def value_from_model(self, k: int, z: np.ndarray) -> np.ndarray:
+        return z * self.y_std[k] + self.y_mean[k]
+
+    def transform(self, data: DualLabelDataset) -> Prepared:
+        if [s.name for s in data.labels] != [s.name for s in self.labels]:
+            raise ValueError(
+                f"data has labels {data.label_names}, the model was trained on "
+                f"{[s.name for s in self.labels]}"
+            )
+        positions = np.arange(len(data))
+        invalid: list[InvalidSmiles] = []
+        if self.featurizer is not None:
+            if data.smiles is None:
+                raise ValueError("this model takes molecules: the data needs a SMILES column")
+            feat = featurizer_from_dict(self.featurizer)
+            data, invalid = featurize_dataset(data, feat, strict=self.strict)
+            positions = data.meta["kept_positions"]
+            inputs = (
+                data.graphs
+                if feat.output == "graph"
+                else torch.as_tensor(data.X, dtype=torch.float32)
+            )
+        else:
+            missing = [c for c in self.feature_names if c not in data.feature_names]
+            if missing:
+                raise ValueError(f"data lacks the model's feature columns {missing[:5]}")
+            order = [data.feature_names.index(c) for c in self.feature_names]
+            inputs = torch.as_tensor(self.x_scaler.transform(data.X[:, order]))
+        return Prepared(inputs, self.labels_to_model(data.y), positions, invalid)
+
+    def to_dict(self) -> dict:
+        return {
+            "labels": [s.to_dict() for s in self.labels],
+            "featurizer": self.featurizer,
+            "x_scaler": None if self.x_scaler is None else self.x_scaler.to_dict(),
+            "y_mean": self.y_mean,
+            "y_std": self.y_std,
+            "input_info": self.input_info,
+            "feature_names": list(self.feature_names),
+            "strict": self.strict,
+            "prior": self.prior,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Preprocessor:
+        return cls(
+            labels=tuple(LabelSpec.from_dict(s) for s in d["labels"]),
+            featurizer=d["featurizer"],
+            x_scaler=None if d["x_scaler"] is None else Standardizer.from_dict(d["x_scaler"]),
+            y_mean=list(d["y_mean"]),
+            y_std=list(d["y_std"]),
+            input_info=dict(d["input_info"]),
+            feature_names=tuple(d["feature_names"]),
+            strict=bool(d["strict"]),
+            prior=[list(p) for p in d["prior"]],
+        )

@@ -1,0 +1,1 @@
+"""Modules: encoders, label embeddings, heads and towers."""

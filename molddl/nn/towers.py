@@ -1,0 +1,72 @@
+"""Towers: ``T2([h, L1(y1)]) → ŷ2`` and ``T1([h, L2(y2)]) → ŷ1`` (SPEC §2)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from molddl.data.labels import LabelSpec
+from molddl.nn.heads import raw_dim
+from molddl.nn.label_embedding import LabelEmbedding
+
+
+def mlp(d_in: int, hidden: int, d_out: int, layers: int, dropout: float) -> nn.Sequential:
+    """``layers`` linear layers with ReLU and dropout between them."""
+    mods: list[nn.Module] = []
+    d = d_in
+    for _ in range(layers - 1):
+        mods += [nn.Linear(d, hidden), nn.ReLU(), nn.Dropout(dropout)]
+        d = hidden
+    mods.append(nn.Linear(d, d_out))
+    return nn.Sequential(*mods)
+
+
+class Tower(nn.Module):
+    r"""Predict label ``out_spec`` from the embedding ``h`` and the other label ``in_spec``.
+
+    The first layer acts on the concatenation :math:`[h, L(y)]`; it is written as
+    :math:`W_h h + W_y L(y)`, which is the same function, so that alternate inference can
+    compute :math:`W_h h` once (:meth:`encode_h`) and repeat only the label part
+    (:meth:`from_parts`). The tower owns its input label's embedding, so freezing a tower
+    freezes that embedding too.
+
+    Shapes:
+        ``h``: ``b x d_h``, ``state``: ``b x state_dim(in_spec)`` → ``b x raw_dim(out_spec)``
+    """
+
+    def __init__(
+        self,
+        d_h: int,
+        in_spec: LabelSpec,
+        out_spec: LabelSpec,
+        *,
+        label_dim: int = 16,
+        hidden: int = 128,
+        layers: int = 2,
+        dropout: float = 0.1,
+        gaussian: bool = False,
+    ) -> None:
+        super().__init__()
+        self.in_spec, self.out_spec = in_spec, out_spec
+        self.raw_size = raw_dim(out_spec, gaussian)
+        self.embed = LabelEmbedding(in_spec, label_dim)
+        self.lin_h = nn.Linear(d_h, hidden)
+        self.lin_y = nn.Linear(label_dim, hidden, bias=False)
+        self.body = nn.Sequential(
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            mlp(hidden, hidden, self.raw_size, max(layers - 1, 1), dropout),
+        )
+
+    def encode_h(self, h: torch.Tensor) -> torch.Tensor:
+        """The part of the first layer that depends on ``h`` only (``b x hidden``)."""
+        return self.lin_h(h)
+
+    def from_parts(self, hh: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        return self.body(hh + self.lin_y(self.embed(state)))
+
+    def forward(self, h: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        return self.from_parts(self.encode_h(h), state)
+
+    def __repr__(self) -> str:
+        return f"Tower({self.in_spec.name} → {self.out_spec.name})"
