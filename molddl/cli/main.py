@@ -8,10 +8,11 @@ import sys
 from collections.abc import Sequence
 
 from molddl._version import __version__
+from molddl.cli import benchmark as benchmark_cmd
 from molddl.cli import data as data_cmd
 from molddl.cli import demo as demo_cmd
 
-COMMANDS = (data_cmd, demo_cmd)
+COMMANDS = (data_cmd, benchmark_cmd, demo_cmd)
 
 
 class UserError(Exception):

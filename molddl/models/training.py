@@ -257,6 +257,7 @@ def fit_module(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*deterministic.*")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
         trainer.fit(
             module,
             loader(train, cfg.batch_size, shuffle=True, seed=seed),

@@ -1,0 +1,1 @@
+"""Experiments of the paper (§IV): methods × reveal tasks × seeds, tidy outputs."""
