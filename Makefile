@@ -12,6 +12,8 @@ export MOLDDL_DATA_DIR := $(SHARED_DATA)
 endif
 endif
 
+LINT_PATHS := molddl tests $(wildcard benchmarks/*.py)
+
 .PHONY: setup demo test lint format clean
 
 setup: $(STAMP)
@@ -27,12 +29,12 @@ demo: $(STAMP)
 	$(VENV)/bin/molddl demo
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check molddl tests benchmarks
-	$(VENV)/bin/ruff format --check molddl tests benchmarks
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 
 format: $(STAMP)
-	$(VENV)/bin/ruff check --fix molddl tests benchmarks
-	$(VENV)/bin/ruff format molddl tests benchmarks
+	$(VENV)/bin/ruff check --fix $(LINT_PATHS)
+	$(VENV)/bin/ruff format $(LINT_PATHS)
 
 test: lint
 	$(PY) -m pytest -q -ra

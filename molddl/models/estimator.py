@@ -115,8 +115,7 @@ class DualLabelModel:
         if cfg.train.warm_start:
             self.net_.encoder.load_state_dict(self.marginal_.encoder.state_dict())
         use_dual = "dual" in cfg.train.losses and cfg.train.gamma > 0
-        sizes = [h[-1].out_features for h in self.marginal_.heads]
-        if use_dual and not dual_available(self.net_.towers, sizes):
+        if use_dual and not dual_available(self.net_.towers, self.marginal_.raw_sizes):
             logger.info(
                 "loss_dual skipped: a regression label needs model.gaussian=true to have a "
                 "probability"
@@ -144,8 +143,8 @@ class DualLabelModel:
         """``h`` from the dual encoder and the marginal raw outputs, once per sample."""
         H, M = [], [[], []]
         net, marg = self.net_.to(device).eval(), self.marginal_.to(device).eval()
-        for x, _ in loader(data, batch_size, shuffle=False):
-            x = x.to(device)
+        for batch in loader(data, batch_size, shuffle=False):
+            x = batch[0].to(device)
             H.append(net.encoder(x))
             for k, r in enumerate(marg(x)):
                 M[k].append(r)

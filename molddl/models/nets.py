@@ -11,6 +11,7 @@ from molddl.config import ModelConfig
 from molddl.data.labels import LabelSpec
 from molddl.nn.encoders import GNNEncoder, MLPEncoder
 from molddl.nn.heads import raw_dim
+from molddl.nn.label_embedding import LabelEmbedding
 from molddl.nn.towers import Tower, mlp
 
 
@@ -67,25 +68,53 @@ class DualTowerNet(nn.Module):
         return self.towers[1]  # type: ignore[return-value]
 
 
-class MarginalNet(nn.Module):
-    """The masked multi-task model ``M(x) → P(y1|x), P(y2|x)``: an encoder and one head per
-    label."""
+class ConditionalNet(nn.Module):
+    """``x`` and optionally some known labels → other labels: ``h = E(x)``, then one head per
+    output label on ``[h, L(y_j) for j in inputs]``.
 
-    def __init__(self, cfg: ModelConfig, labels: Sequence[LabelSpec], input_info: dict) -> None:
+    With no inputs this is the masked multi-task model; the baselines (SPEC §5) are stages of
+    it (``x → y1``, ``(x, y1) → y2``, ...).
+
+    Shapes:
+        ``cond``: one state ``b x state_dim`` per input label → one raw output per output label
+    """
+
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        labels: Sequence[LabelSpec],
+        input_info: dict,
+        inputs: Sequence[int] = (),
+        outputs: Sequence[int] | None = None,
+    ) -> None:
         super().__init__()
         self.labels = tuple(labels)
+        self.inputs = tuple(inputs)
+        self.outputs = tuple(range(len(labels)) if outputs is None else outputs)
         self.encoder = build_encoder(cfg, input_info)
+        self.embeds = nn.ModuleList(LabelEmbedding(labels[j], cfg.label_dim) for j in self.inputs)
+        d = self.encoder.out_dim + cfg.label_dim * len(self.inputs)
         self.heads = nn.ModuleList(
             mlp(
-                self.encoder.out_dim,
-                cfg.tower_hidden,
-                raw_dim(s, cfg.gaussian),
-                cfg.tower_layers,
-                cfg.dropout,
+                d, cfg.tower_hidden, raw_dim(labels[k], cfg.gaussian), cfg.tower_layers, cfg.dropout
             )
-            for s in labels
+            for k in self.outputs
         )
 
-    def forward(self, inputs) -> list[torch.Tensor]:
-        h = self.encoder(inputs)
+    @property
+    def raw_sizes(self) -> list[int]:
+        return [head[-1].out_features for head in self.heads]
+
+    def forward(self, x, cond: Sequence[torch.Tensor] = ()) -> list[torch.Tensor]:
+        h = self.encoder(x)
+        if self.inputs:
+            h = torch.cat([h, *(emb(s) for emb, s in zip(self.embeds, cond, strict=True))], dim=-1)
         return [head(h) for head in self.heads]
+
+
+class MarginalNet(ConditionalNet):
+    """The masked multi-task model ``M(x) → P(y1|x), P(y2|x)`` (SPEC §2): an encoder and one
+    head per label, no label input."""
+
+    def __init__(self, cfg: ModelConfig, labels: Sequence[LabelSpec], input_info: dict) -> None:
+        super().__init__(cfg, labels, input_info)

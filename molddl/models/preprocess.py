@@ -32,23 +32,40 @@ class Prepared:
         Positions of these samples in the dataset they came from (invalid SMILES removed).
     invalid
         The invalid SMILES that were skipped.
+    cond
+        Optional label values a conditional model takes as input, ``n x K`` in model space
+        (probabilities allowed for binary labels); batches then carry it third.
     """
 
     inputs: GraphStore | torch.Tensor
     y: torch.Tensor
     positions: np.ndarray
     invalid: list[InvalidSmiles] = field(default_factory=list)
+    cond: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
-    def batch(self, index) -> tuple[object, torch.Tensor]:
+    def batch(self, index) -> tuple:
+        """``(inputs, y)`` for the samples at ``index``, plus ``cond`` when set."""
         index = np.asarray(index, dtype=np.int64)
-        if isinstance(self.inputs, GraphStore):
-            x = self.inputs.batch(index)
-        else:
-            x = self.inputs[torch.from_numpy(index)]
-        return x, self.y[torch.from_numpy(index)]
+        t = torch.from_numpy(index)
+        x = self.inputs.batch(index) if isinstance(self.inputs, GraphStore) else self.inputs[t]
+        if self.cond is None:
+            return x, self.y[t]
+        return x, self.y[t], self.cond[t]
+
+    def subset(self, index: np.ndarray) -> Prepared:
+        """The samples at ``index`` (integer positions or a boolean mask)."""
+        index = np.asarray(index)
+        if index.dtype == bool:
+            index = np.flatnonzero(index)
+        t = torch.from_numpy(index.astype(np.int64))
+        inputs = (
+            self.inputs.subset(index) if isinstance(self.inputs, GraphStore) else self.inputs[t]
+        )
+        cond = None if self.cond is None else self.cond[t]
+        return Prepared(inputs, self.y[t], self.positions[index], list(self.invalid), cond)
 
 
 @dataclass(slots=True)

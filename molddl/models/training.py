@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from molddl.config import TrainConfig
 from molddl.evaluation.metrics import compute, get_metric
 from molddl.models.losses import dll_losses
-from molddl.models.nets import DualTowerNet, MarginalNet
+from molddl.models.nets import ConditionalNet, DualTowerNet, MarginalNet
 from molddl.models.preprocess import Prepared, Preprocessor
 from molddl.nn.heads import nll, target_state, to_state
 
@@ -81,6 +81,8 @@ class _Module(L.LightningModule):
         y = torch.cat([b[0] for b in self._val]).numpy()
         values = []
         for k, spec in enumerate(self.pre.labels):
+            if self._val[0][1][k] is None:
+                continue
             pred = torch.cat([b[1][k] for b in self._val]).numpy()
             truth = y[:, k]
             if spec.kind == "binary":
@@ -98,10 +100,11 @@ class _Module(L.LightningModule):
         self.log(self.cfg.monitor, score, prog_bar=True)
 
 
-class MarginalModule(_Module):
-    """Trains :class:`MarginalNet` with a masked loss on every present label."""
+class ConditionalModule(_Module):
+    """Trains a :class:`ConditionalNet` (the marginal model, or a baseline stage) with a
+    masked loss on every present output label; label inputs come third in the batch."""
 
-    def __init__(self, net: MarginalNet, cfg: TrainConfig, pre: Preprocessor) -> None:
+    def __init__(self, net: ConditionalNet, cfg: TrainConfig, pre: Preprocessor) -> None:
         super().__init__(cfg, pre)
         self.net = net
 
@@ -109,13 +112,17 @@ class MarginalModule(_Module):
         return self.net.parameters()
 
     def _terms(self, batch):
-        x, y = batch
-        raw = self.net(x)
+        x, y = batch[0], batch[1]
+        cond = ()
+        if self.net.inputs:
+            c = batch[2]
+            cond = [target_state(self.net.labels[j], c[:, j]) for j in self.net.inputs]
+        raw = self.net(x, cond)
         m = ~torch.isnan(y)
         yf = torch.nan_to_num(y)
         terms = {}
-        for k, spec in enumerate(self.net.labels):
-            per = nll(spec, raw[k], yf[:, k])
+        for r, k in zip(raw, self.net.outputs, strict=True):
+            per = nll(self.net.labels[k], r, yf[:, k])
             terms[f"loss_y{k + 1}"] = per[m[:, k]].mean() if m[:, k].any() else per.sum() * 0
         terms["loss"] = sum(terms.values())
         return terms, raw, y
@@ -128,8 +135,14 @@ class MarginalModule(_Module):
     def validation_step(self, batch, batch_idx):
         terms, raw, y = self._terms(batch)
         self._log_terms("val", terms, len(y))
-        states = [to_state(s, r) for s, r in zip(self.net.labels, raw, strict=True)]
-        self._val.append((y.cpu(), [s.cpu() for s in states]))
+        states = [None] * len(self.net.labels)
+        for r, k in zip(raw, self.net.outputs, strict=True):
+            states[k] = to_state(self.net.labels[k], r).cpu()
+        self._val.append((y.cpu(), states))
+
+
+#: the marginal model is a conditional model without label inputs
+MarginalModule = ConditionalModule
 
 
 class DLLModule(_Module):
@@ -152,7 +165,7 @@ class DLLModule(_Module):
             self.marginal.eval()  # the fixed marginal model never trains nor drops out
 
     def _terms(self, batch):
-        x, y = batch
+        x, y = batch[0], batch[1]
         mraw = None
         if self.marginal is not None:
             with torch.no_grad():
@@ -162,6 +175,8 @@ class DLLModule(_Module):
 
     def training_step(self, batch, batch_idx):
         terms, _, y = self._terms(batch)
+        if not terms["loss"].requires_grad:
+            return None  # a batch of D0 members only: no label, nothing to learn (no step)
         self._log_terms("train", terms, len(y))
         return terms["loss"]
 
@@ -257,6 +272,7 @@ def fit_module(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*deterministic.*")
+        warnings.filterwarnings("ignore", message=".*`training_step` returned `None`.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
         trainer.fit(
             module,
