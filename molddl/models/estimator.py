@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ import pandas as pd
 import torch
 
 from molddl._version import __version__
-from molddl.config import Config
+from molddl.config import Config, InferenceConfig
 from molddl.data.dataset import DualLabelDataset
 from molddl.data.splits import random_split
 from molddl.evaluation.reveal import REVEAL_MODES, evaluate
@@ -86,7 +87,13 @@ class DualLabelModel:
         c = self.config
         return c if isinstance(c, Config) else Config.from_dict(c)
 
-    def fit(self, train: DualLabelDataset, val: DualLabelDataset | None = None) -> DualLabelModel:
+    def fit(
+        self,
+        train: DualLabelDataset,
+        val: DualLabelDataset | None = None,
+        *,
+        marginal: MarginalNet | None = None,
+    ) -> DualLabelModel:
         """Train the marginal model, then the dual model (Algorithm 1). Returns ``self``."""
         cfg = self.config_
         L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -101,14 +108,17 @@ class DualLabelModel:
         device = resolve_device(cfg.device)
         accel = "gpu" if device.type == "cuda" else "cpu"
 
-        self.marginal_ = MarginalNet(cfg.model, labels, info)
         self.history_ = {}
-        self.history_["marginal"] = fit_module(
-            MarginalModule(self.marginal_, cfg.train, self.preprocessor_),
-            tr, va, cfg.train, seed=cfg.seed,
-            max_epochs=cfg.train.marginal_epochs or cfg.train.max_epochs,
-            accelerator=accel, log_name="marginal",
-        )  # fmt: skip
+        if marginal is not None:  # a trained marginal model, shared between runs
+            self.marginal_ = copy.deepcopy(marginal)
+        else:
+            self.marginal_ = MarginalNet(cfg.model, labels, info)
+            self.history_["marginal"] = fit_module(
+                MarginalModule(self.marginal_, cfg.train, self.preprocessor_),
+                tr, va, cfg.train, seed=cfg.seed,
+                max_epochs=cfg.train.marginal_epochs or cfg.train.max_epochs,
+                accelerator=accel, log_name="marginal",
+            )  # fmt: skip
 
         L.seed_everything(cfg.seed + 1, workers=True, verbose=False)
         self.net_ = DualTowerNet(cfg.model, labels, info)
@@ -156,12 +166,16 @@ class DualLabelModel:
         return p.expand(n, -1).clone() if spec.is_class else torch.zeros(n, 1, device=device)
 
     @torch.inference_mode()
-    def predict_prepared(self, data: Prepared, mode: str = "dll") -> Prediction:
-        """Label states for prepared samples; ``mode="marginal"`` uses the marginal model only."""
+    def predict_prepared(
+        self, data: Prepared, mode: str = "dll", inference: InferenceConfig | None = None
+    ) -> Prediction:
+        """Label states for prepared samples; ``mode="marginal"`` uses the marginal model only.
+        ``inference`` overrides the configured alternate-inference settings."""
         self._check_fitted()
         cfg = self.config_
+        icfg = inference or cfg.inference
         device = resolve_device(cfg.device)
-        H, mraw = self._encode(data, device, cfg.inference.batch_size)
+        H, mraw = self._encode(data, device, icfg.batch_size)
         labels = self.preprocessor_.labels
         n = len(data)
         y = data.y.to(device)
@@ -184,12 +198,12 @@ class DualLabelModel:
                 states[k][rows] = direct(towers[k], hh[k][rows], states[1 - k][rows])
                 source[rows.cpu().numpy(), k] = "direct"
         none = ~m.any(dim=1)
-        if none.any() and cfg.inference.max_iter > 0:
-            if cfg.inference.init == "marginal":
+        if none.any() and icfg.max_iter > 0:
+            if icfg.init == "marginal":
                 init = [marg_states[k][none] for k in range(2)]
             else:
                 init = [self._prior(k, int(none.sum()), device) for k in range(2)]
-            res = alternate(towers, [hh[0][none], hh[1][none]], init, cfg.inference)
+            res = alternate(towers, [hh[0][none], hh[1][none]], init, icfg)
             for k in range(2):
                 states[k][none] = res.states[k]
             rows = none.cpu().numpy()
@@ -198,13 +212,18 @@ class DualLabelModel:
             converged[rows] = res.converged.cpu().numpy()
         return Prediction([s.cpu() for s in states], source, iterations, converged)
 
-    def predict_arrays(self, data: DualLabelDataset, mode: str = "dll") -> list[np.ndarray]:
+    def predict_arrays(
+        self,
+        data: DualLabelDataset,
+        mode: str = "dll",
+        inference: InferenceConfig | None = None,
+    ) -> list[np.ndarray]:
         """One array per label for every sample: probability of class 1 (binary), class
         probabilities (multiclass) or the value in the label's units (regression).
 
         Samples with invalid SMILES get NaN."""
         prep = self.preprocessor_.transform(data)
-        pred = self.predict_prepared(prep, mode)
+        pred = self.predict_prepared(prep, mode, inference)
         out = []
         for k, spec in enumerate(self.preprocessor_.labels):
             s = pred.states[k].numpy().astype(np.float64)
