@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -33,3 +34,13 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     """Each test session gets its own cache so tests never depend on the user's cache."""
     cache = tmp_path_factory.getbasetemp() / "molddl-cache"
     monkeypatch.setenv("MOLDDL_CACHE_DIR", str(cache))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tiny models: on a busy 2-core machine extra intra-op threads only spin (a 3 s fit
+    took 90 s under load). One thread also keeps CPU results bit-reproducible."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -1,9 +1,8 @@
-"""Every method × every reveal task × seeds, as a tidy table (one row per method × task ×
-metric × seed), resumable per seed."""
+"""Paper Fig. 4: every method × every reveal task × seeds (one row per method × task ×
+metric × seed)."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -14,12 +13,17 @@ from molddl.config import Config
 from molddl.data.dataset import DualLabelDataset
 from molddl.evaluation.metrics import choose_threshold
 from molddl.evaluation.reveal import evaluate, reveal
-from molddl.io import atomic_write_text
+from molddl.experiments.runner import (
+    main_metric,
+    mean_std_table,
+    run_cells,
+    seeded,
+    to_markdown,
+    write_outputs,
+)
 from molddl.models.baselines import BASELINES
 from molddl.models.estimator import DualLabelModel
 from molddl.pipeline import load_splits
-
-logger = logging.getLogger(__name__)
 
 #: every method, in the paper's order; DLL and MT come from one DualLabelModel
 METHODS: tuple[str, ...] = ("DLL", "MT", "ID", "COL", "SSL", "LS", "DSML")
@@ -40,8 +44,7 @@ def tuned_thresholds(predict: Predict, val: DualLabelDataset) -> list[float | No
             out.append(None)
             continue
         sub = val.subset(task.rows).with_labels(task.revealed)
-        pred = predict(sub)[k]
-        out.append(choose_threshold(task.truth[:, k], pred))
+        out.append(choose_threshold(task.truth[:, k], predict(sub)[k]))
     return out
 
 
@@ -49,6 +52,9 @@ def fit_methods(
     cfg: Config, methods: Sequence[str], train: DualLabelDataset, val: DualLabelDataset
 ) -> dict[str, Predict]:
     """Train every method on the same parts; return each one's predict function."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
     predictors: dict[str, Predict] = {}
     if "DLL" in methods or "MT" in methods:
         model = DualLabelModel(cfg).fit(train, val)
@@ -60,18 +66,22 @@ def fit_methods(
     return predictors
 
 
-def run_seed(cfg: Config, seed: int, methods: Sequence[str]) -> pd.DataFrame:
-    """Train every method on the split of ``seed`` and score it on the four reveal tasks."""
-    run_cfg = Config.from_dict({**cfg.to_dict(), "seed": seed})
-    train, val, test = load_splits(run_cfg.data, seed)
-    predictors = fit_methods(run_cfg, methods, train, val)
+def score(predictors: dict[str, Predict], val, test) -> pd.DataFrame:
+    """The reveal table of every method (F1 also at the validation-tuned threshold)."""
     frames = []
-    for method in methods:
-        predict = predictors[method]
+    for method, predict in predictors.items():
         table = evaluate(predict, test, thresholds=tuned_thresholds(predict, val))
         table.insert(0, "method", method)
         frames.append(table)
-    out = pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True)
+
+
+def run_seed(cfg: Config, seed: int, methods: Sequence[str]) -> pd.DataFrame:
+    """Train every method on the split of ``seed`` and score it on the four reveal tasks."""
+    run_cfg = seeded(cfg, seed)
+    train, val, test = load_splits(run_cfg.data, seed)
+    predictors = fit_methods(run_cfg, methods, train, val)
+    out = score({m: predictors[m] for m in methods}, val, test)
     out.insert(0, "seed", seed)
     out.insert(0, "dataset", cfg.data.dataset)
     return out
@@ -82,53 +92,42 @@ def compare(
     seeds: Sequence[int],
     out_dir: str | Path | None = None,
     methods: Sequence[str] = ("DLL", "MT"),
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
-    """Run :func:`run_seed` for each seed. With ``out_dir``, each finished seed is written to
-    ``out_dir/seeds/seed<k>.csv`` and skipped when the command is run again (resume)."""
+    """:func:`run_seed` for each seed, resumable per seed; writes results and a figure."""
     unknown = [m for m in methods if m not in METHODS]
-    if unknown:
+    if unknown:  # fail before the first seed trains, not after
         raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
-    frames = []
-    for seed in seeds:
-        path = Path(out_dir) / "seeds" / f"seed{seed}.csv" if out_dir else None
-        if path is not None and path.exists():
-            logger.info("seed %d already done (%s), skipping", seed, path)
-            frames.append(pd.read_csv(path))
-        else:
-            frame = run_seed(cfg, seed, methods)
-            if path is not None:
-                atomic_write_text(path, frame.to_csv(index=False))
-            frames.append(frame)
-        if progress:
-            progress(seed)
-    tidy = pd.concat(frames, ignore_index=True)
-    if out_dir:
-        out = Path(out_dir)
-        atomic_write_text(out / "results.csv", tidy.to_csv(index=False))
-        atomic_write_text(out / "results.md", summary_markdown(tidy))
-        atomic_write_text(out / "config.yaml", cfg.to_yaml())
+    keys = [f"seed{s}" for s in seeds]
+    tidy = run_cells(keys, lambda k: run_seed(cfg, int(k[4:]), methods), out_dir, progress)
+    write_outputs(out_dir, tidy, summary_markdown(tidy), cfg, lambda: figure(tidy))
     return tidy
 
 
-def summarise(tidy: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± std over seeds: rows method × task, columns metric."""
-    g = tidy.groupby(["method", "task", "metric"])["value"]
-    stats = g.agg(["mean", "std", "count"]).reset_index()
-    stats["cell"] = [
-        f"{m:.3f} ± {0.0 if np.isnan(s) else s:.3f}"
-        for m, s in zip(stats["mean"], stats["std"], strict=True)
-    ]
-    table = stats.pivot_table(
-        index=["task", "method"], columns="metric", values="cell", aggfunc="first"
-    )
-    return table.reset_index()
-
-
 def summary_markdown(tidy: pd.DataFrame) -> str:
-    table = summarise(tidy)
-    n_seeds = tidy["seed"].nunique()
-    header = "| " + " | ".join(table.columns) + " |\n"
-    header += "|" + "---|" * len(table.columns) + "\n"
-    rows = "".join("| " + " | ".join(str(v) for v in r) + " |\n" for r in table.to_numpy())
-    return f"mean ± std over {n_seeds} seed(s)\n\n{header}{rows}"
+    n = tidy["seed"].nunique()
+    return f"mean ± std over {n} seed(s)\n\n" + to_markdown(
+        mean_std_table(tidy, ["task", "method"])
+    )
+
+
+def figure(tidy: pd.DataFrame):
+    """Grouped bars: tasks × methods, the main metric with its std over seeds."""
+    import matplotlib.pyplot as plt
+
+    metric = main_metric(tidy)
+    d = tidy[tidy["metric"] == metric]
+    stats = d.groupby(["task", "method"], sort=False)["value"].agg(["mean", "std"])
+    tasks = list(dict.fromkeys(d["task"]))
+    methods = list(dict.fromkeys(d["method"]))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(tasks), 3.6))
+    width = 0.8 / len(methods)
+    for i, m in enumerate(methods):
+        means = [stats.loc[(t, m), "mean"] for t in tasks]
+        stds = [np.nan_to_num(stats.loc[(t, m), "std"]) for t in tasks]
+        ax.bar(np.arange(len(tasks)) + i * width, means, width, yerr=stds, label=m, capsize=2)
+    ax.set_xticks(np.arange(len(tasks)) + 0.4 - width / 2, tasks)
+    ax.set_ylabel(metric)
+    ax.set_title(f"{tidy['dataset'].iloc[0]}: {metric} by task (mean ± std over seeds)")
+    ax.legend(ncol=min(len(methods), 4), fontsize=8)
+    return fig

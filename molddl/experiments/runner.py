@@ -1,0 +1,110 @@
+"""Resumable experiment cells and the outputs every experiment writes.
+
+An experiment is a list of cells (e.g. one per seed, or per missing rate × seed). Each
+finished cell is written to ``<out>/cells/<key>.csv`` atomically; a rerun reads finished
+cells back instead of recomputing them, so a killed run picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from molddl.config import Config
+from molddl.io import atomic_path, atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+
+def run_cells(
+    keys: Sequence[str],
+    compute: Callable[[str], pd.DataFrame],
+    out_dir: str | Path | None,
+    progress: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """Compute (or read back) every cell and concatenate them."""
+    frames = []
+    for key in keys:
+        path = Path(out_dir) / "cells" / f"{key}.csv" if out_dir else None
+        if path is not None and path.exists():
+            logger.info("cell %s already done (%s), skipping", key, path)
+            frames.append(pd.read_csv(path))
+        else:
+            frame = compute(key)
+            if path is not None:
+                atomic_write_text(path, frame.to_csv(index=False))
+            frames.append(frame)
+        if progress:
+            progress(key)
+    return pd.concat(frames, ignore_index=True)
+
+
+def seeded(cfg: Config, seed: int, **sections: dict) -> Config:
+    """``cfg`` with another seed and some keys replaced, e.g. ``data={"missing_rate": 0.3}``."""
+    d = cfg.to_dict()
+    d["seed"] = seed
+    for section, values in sections.items():
+        d[section] = {**d[section], **values}
+    return Config.from_dict(d)
+
+
+def mean_std_table(
+    tidy: pd.DataFrame, index: Sequence[str], columns: str = "metric"
+) -> pd.DataFrame:
+    """Cells ``mean ± std`` over seeds."""
+    stats = tidy.groupby([*index, columns])["value"].agg(["mean", "std"]).reset_index()
+    stats["cell"] = [
+        f"{m:.3f} ± {0.0 if np.isnan(s) else s:.3f}"
+        for m, s in zip(stats["mean"], stats["std"], strict=True)
+    ]
+    return stats.pivot_table(
+        index=list(index), columns=columns, values="cell", aggfunc="first"
+    ).reset_index()
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    head = "| " + " | ".join(map(str, table.columns)) + " |\n"
+    head += "|" + "---|" * len(table.columns) + "\n"
+    return head + "".join("| " + " | ".join(map(str, r)) + " |\n" for r in table.to_numpy())
+
+
+def write_outputs(
+    out_dir: str | Path | None,
+    tidy: pd.DataFrame,
+    markdown: str,
+    cfg: Config,
+    figure: Callable[[], object] | None = None,
+) -> None:
+    """``results.csv`` (tidy), ``results.md``, ``config.yaml`` and ``figure.png``."""
+    if not out_dir:
+        return
+    out = Path(out_dir)
+    atomic_write_text(out / "results.csv", tidy.to_csv(index=False))
+    atomic_write_text(out / "results.md", markdown)
+    atomic_write_text(out / "config.yaml", cfg.to_yaml())
+    if figure is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig = figure()
+        with atomic_path(out / "figure.png") as tmp:
+            fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+        plt.close(fig)
+
+
+#: the metric each figure shows, by label kind
+MAIN_METRIC = {"binary": "f1", "multiclass": "f1", "regression": "mape"}
+
+
+def main_metric(tidy: pd.DataFrame) -> str:
+    present = set(tidy["metric"])
+    for m in ("f1", "mape", "roc_auc", "mae"):
+        if m in present:
+            return m
+    return sorted(present)[0]
