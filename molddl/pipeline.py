@@ -6,13 +6,15 @@ from pathlib import Path
 
 from molddl.config import DataConfig
 from molddl.data.dataset import DualLabelDataset
+from molddl.data.featurize import featurize_dataset
+from molddl.data.featurizers import featurizer_from_dict
 from molddl.data.loaders import LOADERS, load_dataset
 from molddl.data.masking import apply_missingness
 from molddl.data.splits import split_dataset
 
 
 def load_data(cfg: DataConfig) -> DualLabelDataset:
-    """The dataset a config names, with its label columns."""
+    """The dataset a config names, with its label columns; molecules come featurized."""
     kwargs: dict = {}
     if cfg.dataset not in LOADERS:
         kwargs = {
@@ -23,7 +25,14 @@ def load_data(cfg: DataConfig) -> DualLabelDataset:
         }
         if not Path(cfg.dataset).exists():
             raise FileNotFoundError(f"data.dataset: file {cfg.dataset} does not exist")
-    return load_dataset(cfg.dataset, labels=cfg.labels, data_dir=cfg.data_dir, **kwargs)
+    data = load_dataset(cfg.dataset, labels=cfg.labels, data_dir=cfg.data_dir, **kwargs)
+    if data.is_molecular:
+        # featurize once, here: invalid SMILES are reported once (or stop the run under
+        # strict_smiles) and no part of the split holds a molecule that cannot be scored
+        data, _ = featurize_dataset(
+            data, featurizer_from_dict({"name": cfg.featurizer}), strict=cfg.strict_smiles
+        )
+    return data
 
 
 def load_splits(

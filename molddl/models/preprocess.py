@@ -144,7 +144,14 @@ class Preprocessor:
     def value_from_model(self, k: int, z: np.ndarray) -> np.ndarray:
         return z * self.y_std[k] + self.y_mean[k]
 
-    def transform(self, data: DualLabelDataset) -> Prepared:
+    def transform(
+        self, data: DualLabelDataset, *, n_jobs: int = 1, use_cache: bool = True
+    ) -> Prepared:
+        """Model-ready tensors for ``data``; samples with an invalid SMILES are left out.
+
+        ``n_jobs`` featurizes molecules in that many processes; ``use_cache=False`` neither
+        reads nor fills the on-disk feature cache (a one-off screen need not be kept).
+        """
         if [s.name for s in data.labels] != [s.name for s in self.labels]:
             raise ValueError(
                 f"data has labels {data.label_names}, the model was trained on "
@@ -156,8 +163,11 @@ class Preprocessor:
             if data.smiles is None:
                 raise ValueError("this model takes molecules: the data needs a SMILES column")
             feat = featurizer_from_dict(self.featurizer)
-            data, invalid = featurize_dataset(data, feat, strict=self.strict)
-            positions = data.meta["kept_positions"]
+            if data.meta.get("featurizer") != feat.to_dict():  # else featurized already
+                data, invalid = featurize_dataset(
+                    data, feat, strict=self.strict, use_cache=use_cache, n_jobs=n_jobs
+                )
+                positions = data.meta["kept_positions"]
             inputs = (
                 data.graphs
                 if feat.output == "graph"
