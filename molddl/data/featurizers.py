@@ -46,10 +46,16 @@ class Featurizer:
         """
         smiles = list(smiles)
         if n_jobs > 1 and len(smiles) >= 4 * 256:
-            chunks = [smiles[i : i + 256] for i in range(0, len(smiles), 256)]
+            chunks = [smiles[i : i + 512] for i in range(0, len(smiles), 512)]
             with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-                return [out for part in pool.map(self._featurize_many, chunks) for out in part]
+                parts = pool.map(self._featurize_many_portable, chunks)
+                return [_from_portable(out) for part in parts for out in part]
         return self._featurize_many(smiles)
+
+    def _featurize_many_portable(self, smiles: list[str]) -> list[Any]:
+        """As :meth:`_featurize_many`, with graphs as NumPy arrays: tensors sent between
+        processes travel as file descriptors, and thousands of them exhaust the limit."""
+        return [_to_portable(out) for out in self._featurize_many(smiles)]
 
     def _featurize_many(self, smiles: list[str]) -> list[Any]:
         out = []
@@ -68,6 +74,19 @@ class Featurizer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if k != "name")
         return f"{type(self).__name__}({args})"
+
+
+def _to_portable(out: Any) -> Any:
+    if isinstance(out, Data):
+        return ("graph", out.x.numpy(), out.edge_index.numpy(), out.edge_attr.numpy())
+    return out
+
+
+def _from_portable(out: Any) -> Any:
+    if isinstance(out, tuple) and out and out[0] == "graph":
+        x, edge_index, edge_attr = (torch.from_numpy(a) for a in out[1:])
+        return Data(x=x, edge_index=edge_index, edge_attr=edge_attr)
+    return out
 
 
 class PyGGraphFeaturizer(Featurizer):
