@@ -7,6 +7,7 @@ what is allowed; inner code only ever sees the typed objects.
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
@@ -104,13 +105,89 @@ class InferenceConfig:
 
 
 @dataclass(slots=True)
+class ParamSpace:
+    """The search range of one config key (``tune.space``)."""
+
+    type: Literal["float", "int", "categorical"] = "float"
+    """How Optuna samples it: ``suggest_float``, ``suggest_int`` or ``suggest_categorical``."""
+    low: float | None = None
+    """Lower bound (``float`` / ``int``), inclusive."""
+    high: float | None = None
+    """Upper bound (``float`` / ``int``), inclusive."""
+    log: bool = False
+    """Sample on a log scale (``float`` / ``int``; needs ``low > 0``)."""
+    choices: list[bool | int | float | str] | None = None
+    """The values to pick from (``categorical``)."""
+
+
+def _default_space() -> dict[str, ParamSpace]:
+    space = {
+        f"train.{k}": ParamSpace("float", 0.1, 2.0) for k in ("alpha1", "alpha2", "beta1", "beta2")
+    }
+    space["train.gamma"] = ParamSpace("float", 1e-3, 1.0, log=True)
+    space["train.lr"] = ParamSpace("float", 1e-4, 3e-3, log=True)
+    space["model.hidden"] = ParamSpace("categorical", choices=[64, 128, 256])
+    space["model.layers"] = ParamSpace("int", 2, 4)
+    space["model.dropout"] = ParamSpace("float", 0.0, 0.3)
+    return space
+
+
+@dataclass(slots=True)
+class TuneConfig:
+    trials: int = 20
+    """Trials per ``molddl tune`` run (added to the study's earlier ones)."""
+    metric: str = "val_loss"
+    """The validation value to optimise: ``val_loss`` or ``val_<metric>`` of the metric
+    registry (e.g. ``val_roc_auc``, ``val_mae``); the direction follows from it. ``val_loss``
+    sums the weighted loss terms, so it is biased when the loss weights are in the space."""
+    study: str = "molddl"
+    """Study name; runs with the same name and storage continue one study."""
+    storage: str | None = None
+    """Optuna RDB URL (``sqlite:///…``, ``postgresql://…``); ``None`` is
+    ``sqlite:///<output>/study.db``."""
+    pruner: Literal["median", "none"] = "median"
+    """``median``: stop a trial whose validation value is worse than the median of earlier
+    trials at the same epoch."""
+    space: dict[str, ParamSpace] = field(default_factory=_default_space)
+    """``section.key`` of a ``model`` or ``train`` setting -> its search range; a space given
+    in a config replaces the default one (loss weights, ``lr``, ``hidden``, ``layers``,
+    ``dropout``)."""
+
+    def __post_init__(self) -> None:
+        if self.trials < 1:
+            raise ConfigError(f"config key 'tune.trials' must be at least 1, got {self.trials}")
+        if not self.study:
+            raise ConfigError("config key 'tune.study' may not be empty")
+        if self.storage is not None and not re.match(r"^[A-Za-z0-9+_.-]+://", self.storage):
+            raise ConfigError(
+                f"config key 'tune.storage': {self.storage!r} is not a database URL such as "
+                "sqlite:///study.db or postgresql://user@host/db"
+            )
+        if self.metric != "val_loss":
+            from molddl.evaluation.metrics import METRICS
+
+            name = self.metric.removeprefix("val_")
+            if not self.metric.startswith("val_") or name not in METRICS:
+                allowed = ["val_loss", *(f"val_{m}" for m in sorted(METRICS))]
+                raise ConfigError(
+                    f"config key 'tune.metric': {self.metric!r} is not allowed"
+                    f"{_suggest(self.metric, allowed)}; choose one of {', '.join(allowed)}"
+                )
+
+
+@dataclass(slots=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    def __post_init__(self) -> None:
+        for key, spec in self.tune.space.items():
+            _check_space(key, spec)
 
     @classmethod
     def from_dict(cls, d: dict | None) -> Config:
@@ -151,6 +228,52 @@ class Config:
                 node = node[p]
             node[parts[-1]] = yaml.safe_load(value)
         return Config.from_dict(d)
+
+
+#: the sections whose keys ``tune.space`` may name (the data splits are loaded once)
+TUNABLE_SECTIONS = {"model": ModelConfig, "train": TrainConfig}
+
+
+def _check_space(key: str, spec: ParamSpace) -> None:
+    """``tune.space[key]`` names a ``model`` / ``train`` setting and a range it accepts."""
+    where = f"config key 'tune.space.{key}'"
+    section, _, name = key.partition(".")
+    if section not in TUNABLE_SECTIONS or not name:
+        raise ConfigError(
+            f"{where}: the search space takes keys like 'train.lr' or 'model.hidden' "
+            f"(sections {', '.join(TUNABLE_SECTIONS)}), got {key!r}"
+        )
+    cls = TUNABLE_SECTIONS[section]
+    allowed = [f.name for f in fields(cls)]
+    if name not in allowed:
+        raise ConfigError(
+            f"{where}: unknown config key {key!r}{_suggest(name, allowed)}; "
+            f"allowed keys in {section}: {', '.join(allowed)}"
+        )
+    if spec.type == "categorical":
+        if not spec.choices:
+            raise ConfigError(f"{where}: a categorical range needs a non-empty 'choices' list")
+        if spec.low is not None or spec.high is not None or spec.log:
+            raise ConfigError(f"{where}: a categorical range takes 'choices', not low/high/log")
+        values = list(spec.choices)
+    else:
+        if spec.low is None or spec.high is None:
+            raise ConfigError(f"{where}: a {spec.type} range needs 'low' and 'high'")
+        if spec.choices is not None:
+            raise ConfigError(f"{where}: 'choices' is only for type categorical")
+        if not spec.low < spec.high:
+            raise ConfigError(f"{where}: 'low' ({spec.low}) must be below 'high' ({spec.high})")
+        if spec.log and spec.low <= 0:
+            raise ConfigError(f"{where}: a log range needs 'low' > 0, got {spec.low}")
+        if spec.type == "int" and not all(float(b).is_integer() for b in (spec.low, spec.high)):
+            raise ConfigError(f"{where}: an int range needs whole-number bounds")
+        values = [int(spec.low), int(spec.high)] if spec.type == "int" else [spec.low, spec.high]
+    tp = typing.get_type_hints(cls)[name]
+    for v in values:
+        try:
+            _check(tp, v, key)
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {spec.type} values do not fit {key}: {err}") from None
 
 
 def _suggest(key: str, allowed: list[str]) -> str:
@@ -207,6 +330,11 @@ def _check(tp: Any, value: Any, key: str) -> Any:
                 f"{', '.join(map(str, choices))}"
             )
         return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key!r} must be a mapping, got {value!r}")
+        _, item = typing.get_args(tp)
+        return {str(k): _check(item, v, f"{key}.{k}") for k, v in value.items()}
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"config key {key!r} must be a list, got {value!r}")

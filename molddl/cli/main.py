@@ -11,8 +11,12 @@ from molddl._version import __version__
 from molddl.cli import benchmark as benchmark_cmd
 from molddl.cli import data as data_cmd
 from molddl.cli import demo as demo_cmd
+from molddl.cli import evaluate as evaluate_cmd
+from molddl.cli import predict as predict_cmd
+from molddl.cli import train as train_cmd
+from molddl.cli import tune as tune_cmd
 
-COMMANDS = (data_cmd, benchmark_cmd, demo_cmd)
+COMMANDS = (data_cmd, train_cmd, predict_cmd, evaluate_cmd, benchmark_cmd, demo_cmd, tune_cmd)
 
 
 class UserError(Exception):

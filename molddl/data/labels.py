@@ -69,14 +69,17 @@ def infer_label_spec(name: str, values: np.ndarray) -> LabelSpec:
     return LabelSpec(name, "regression")
 
 
-def check_label_values(spec: LabelSpec, values: np.ndarray, row_offset: int = 0) -> None:
+def check_label_values(
+    spec: LabelSpec, values: np.ndarray, row_offset: int = 0, allow_empty: bool = False
+) -> None:
     """Raise a ``ValueError`` naming the first row whose value does not fit ``spec``.
 
     ``row_offset`` is added to positions so that messages name rows of the user's file
-    (e.g. 2 for a CSV with a header, counting lines from 1).
+    (e.g. 2 for a CSV with a header, counting lines from 1). A column with no present value
+    is an error unless ``allow_empty`` (data to predict may know no label at all).
     """
     present = ~np.isnan(values)
-    if not present.any():
+    if not present.any() and not allow_empty:
         raise ValueError(f"label column {spec.name!r} has no present value (all missing)")
     if spec.kind == "regression":
         bad = present & ~np.isfinite(values)

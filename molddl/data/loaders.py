@@ -63,17 +63,35 @@ def _require_columns(df: pd.DataFrame, columns: Sequence[str], source: str) -> N
         )
 
 
-def _label_array(df: pd.DataFrame, column: str) -> np.ndarray:
+def _label_array(df: pd.DataFrame, column: str, first_row: int = 0) -> np.ndarray:
     """A label column as float with NaN for empty cells; non-numbers name their row."""
     values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)
     bad = np.isnan(values) & df[column].notna().to_numpy()
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(
-            f"label column {column!r}, row {i + 1}: {df[column].iloc[i]!r} is not a number; "
-            f"leave the cell empty for a missing label"
+            f"label column {column!r}, row {first_row + i + 1}: {df[column].iloc[i]!r} is not "
+            f"a number; leave the cell empty for a missing label"
         )
     return values
+
+
+def _infer_specs(
+    labels: Sequence[str], label_kinds: Sequence[str | None] | None, y: np.ndarray
+) -> list[LabelSpec]:
+    """One spec per label column: the given kind, else inferred from the values."""
+    kinds = list(label_kinds) if label_kinds is not None else [None] * len(labels)
+    specs = []
+    for k, (col, kind) in enumerate(zip(labels, kinds, strict=True)):
+        if kind is None:
+            specs.append(infer_label_spec(col, y[:, k]))
+        elif kind == "multiclass":
+            present = y[:, k][~np.isnan(y[:, k])]
+            n_classes = int(present.max()) + 1 if present.size else 2
+            specs.append(LabelSpec(col, "multiclass", n_classes))
+        else:
+            specs.append(LabelSpec(col, kind))  # type: ignore[arg-type]
+    return specs
 
 
 def dataset_from_frame(
@@ -85,8 +103,10 @@ def dataset_from_frame(
     id_column: str | None = None,
     split_column: str | None = "split",
     label_kinds: Sequence[str | None] | None = None,
+    label_specs: Sequence[LabelSpec] | None = None,
     name: str = "table",
     source: str = "table",
+    first_row: int = 0,
 ) -> DualLabelDataset:
     """Build a dataset from a table with a SMILES column *or* feature columns.
 
@@ -101,6 +121,12 @@ def dataset_from_frame(
         present in the table.
     label_kinds
         ``binary`` / ``multiclass`` / ``regression`` per label, ``None`` to infer.
+    label_specs
+        Instead of ``label_kinds``: the specifications of a trained model's labels, for data
+        to predict. Values are checked against them and a label may be missing in every row.
+    first_row
+        Position of the table's first row in its file (0-based), for a chunk of a large
+        file: row numbers, default ids and error messages then refer to the whole file.
     """
     if (smiles_column is None) == (feature_columns is None):
         raise ValueError("give either a SMILES column or feature columns (exactly one)")
@@ -113,24 +139,24 @@ def dataset_from_frame(
     if overlap:
         raise ValueError(f"{source}: column(s) {sorted(overlap)} are both label and feature")
 
-    kinds = list(label_kinds) if label_kinds is not None else [None] * len(labels)
-    y = np.column_stack([_label_array(df, c) for c in labels])
-    specs = []
-    for k, (col, kind) in enumerate(zip(labels, kinds, strict=True)):
-        if kind is None:
-            spec = infer_label_spec(col, y[:, k])
-        elif kind == "multiclass":
-            present = y[:, k][~np.isnan(y[:, k])]
-            spec = LabelSpec(col, "multiclass", int(present.max()) + 1 if present.size else 2)
-        else:
-            spec = LabelSpec(col, kind)  # type: ignore[arg-type]
-        check_label_values(spec, y[:, k], row_offset=1)
-        specs.append(spec)
+    y = np.column_stack([_label_array(df, c, first_row) for c in labels])
+    if label_specs is None:
+        specs = _infer_specs(labels, label_kinds, y)
+    else:
+        if label_kinds is not None:
+            raise ValueError("give label_kinds or label_specs, not both")
+        specs = list(label_specs)
+        if [s.name for s in specs] != list(labels):
+            raise ValueError(f"label_specs {[s.name for s in specs]} do not match {list(labels)}")
+    for k, spec in enumerate(specs):
+        check_label_values(
+            spec, y[:, k], row_offset=first_row + 1, allow_empty=label_specs is not None
+        )
 
     ids = (
         df[id_column].astype(str).to_numpy()
         if id_column
-        else np.array([f"{name}-{i + 1}" for i in range(len(df))])
+        else np.array([f"{name}-{first_row + i + 1}" for i in range(len(df))])
     )
     smiles = X = None
     names: tuple[str, ...] = ()
@@ -143,7 +169,7 @@ def dataset_from_frame(
         if bad.any():
             i, j = (int(v[0]) for v in np.nonzero(bad))
             raise ValueError(
-                f"{source}: feature column {names[j]!r}, row {i + 1}: "
+                f"{source}: feature column {names[j]!r}, row {first_row + i + 1}: "
                 f"{df[names[j]].iloc[i]!r} is not a number"
             )
         X = block.to_numpy(dtype=np.float32)
@@ -154,7 +180,7 @@ def dataset_from_frame(
         y=y,
         labels=tuple(specs),
         ids=ids,
-        row=np.arange(len(df)),
+        row=np.arange(first_row, first_row + len(df)),
         smiles=smiles,
         X=X,
         feature_names=names,

@@ -135,17 +135,7 @@ class Baseline:
         """One array per label (as :meth:`DualLabelModel.predict_arrays`)."""
         prep = self.preprocessor_.transform(data)
         states = self._predict_states(prep)
-        out = []
-        for k, spec in enumerate(self.preprocessor_.labels):
-            s = states[k].numpy().astype(np.float64)
-            if spec.kind == "binary":
-                s = s[:, 0]
-            elif spec.kind == "regression":
-                s = self.preprocessor_.value_from_model(k, s[:, 0])
-            full = np.full((len(data),) + s.shape[1:], np.nan)
-            full[prep.positions] = s
-            out.append(full)
-        return out
+        return self.preprocessor_.arrays_from_states(states, prep.positions, len(data))
 
     def evaluate(self, test, modes=REVEAL_MODES, thresholds=None):
         return evaluate(self.predict_arrays, test, modes=modes, thresholds=thresholds)

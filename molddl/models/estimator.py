@@ -15,6 +15,7 @@ import torch
 from molddl._version import __version__
 from molddl.config import Config, InferenceConfig
 from molddl.data.dataset import DualLabelDataset
+from molddl.data.featurize import InvalidSmilesError
 from molddl.data.splits import random_split
 from molddl.evaluation.reveal import REVEAL_MODES, evaluate
 from molddl.inference.alternate import alternate, direct
@@ -23,7 +24,7 @@ from molddl.models.losses import dual_available
 from molddl.models.nets import DualTowerNet, MarginalNet
 from molddl.models.preprocess import Prepared, Preprocessor
 from molddl.models.training import DLLModule, MarginalModule, fit_module, loader
-from molddl.nn.heads import target_state, to_state
+from molddl.nn.heads import state_dim, target_state, to_state
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +94,12 @@ class DualLabelModel:
         val: DualLabelDataset | None = None,
         *,
         marginal: MarginalNet | None = None,
+        callbacks: list[L.Callback] | None = None,
     ) -> DualLabelModel:
-        """Train the marginal model, then the dual model (Algorithm 1). Returns ``self``."""
+        """Train the marginal model, then the dual model (Algorithm 1). Returns ``self``.
+
+        ``callbacks`` are extra Lightning callbacks for the dual model's training (e.g.
+        trial pruning in :mod:`molddl.tuning`)."""
         cfg = self.config_
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         if val is None:
@@ -137,6 +142,7 @@ class DualLabelModel:
         self.history_["dll"] = fit_module(
             module, tr, va, cfg.train, seed=cfg.seed + 1,
             max_epochs=cfg.train.max_epochs, accelerator=accel, log_name="dll",
+            callbacks=callbacks,
         )  # fmt: skip
         self.marginal_.requires_grad_(True)
         self.marginal_.cpu().eval()
@@ -212,6 +218,16 @@ class DualLabelModel:
             converged[rows] = res.converged.cpu().numpy()
         return Prediction([s.cpu() for s in states], source, iterations, converged)
 
+    def _empty_prediction(self) -> Prediction:
+        """A prediction for no sample, with the label states' widths."""
+        widths = [state_dim(s) for s in self.preprocessor_.labels]
+        return Prediction(
+            [torch.empty(0, w) for w in widths],
+            np.empty((0, len(widths)), dtype=object),
+            np.empty(0, dtype=np.int64),
+            np.empty(0, dtype=bool),
+        )
+
     def predict_arrays(
         self,
         data: DualLabelDataset,
@@ -224,29 +240,33 @@ class DualLabelModel:
         Samples with invalid SMILES get NaN."""
         prep = self.preprocessor_.transform(data)
         pred = self.predict_prepared(prep, mode, inference)
-        out = []
-        for k, spec in enumerate(self.preprocessor_.labels):
-            s = pred.states[k].numpy().astype(np.float64)
-            if spec.kind == "binary":
-                s = s[:, 0]
-            elif spec.kind == "regression":
-                s = self.preprocessor_.value_from_model(k, s[:, 0])
-            full = np.full((len(data),) + s.shape[1:], np.nan)
-            full[prep.positions] = s
-            out.append(full)
-        return out
+        return self.preprocessor_.arrays_from_states(pred.states, prep.positions, len(data))
 
-    def predict(self, data: DualLabelDataset, mode: str = "dll") -> pd.DataFrame:
+    def predict(
+        self,
+        data: DualLabelDataset,
+        mode: str = "dll",
+        *,
+        n_jobs: int = 1,
+        use_cache: bool = True,
+    ) -> pd.DataFrame:
         """Predict every missing label; known labels are returned as given.
 
         Returns one row per input sample (none dropped) with, per label: the value (class or
         number), ``<label>_prob`` (binary) / ``<label>_prob_<c>`` (multiclass),
         ``<label>_source``; then ``iterations``, ``converged`` and ``error`` (invalid SMILES).
+        ``n_jobs`` and ``use_cache`` go to :meth:`Preprocessor.transform`.
         """
         self._check_fitted()
-        prep = self.preprocessor_.transform(data)
-        pred = self.predict_prepared(prep, mode)
-        n, pos = len(data), prep.positions
+        try:
+            prep = self.preprocessor_.transform(data, n_jobs=n_jobs, use_cache=use_cache)
+        except InvalidSmilesError as err:
+            if self.preprocessor_.strict or len(err.invalid) != len(data):
+                raise
+            prep = None  # every SMILES is invalid: each row gets an error, none a prediction
+        pred = self._empty_prediction() if prep is None else self.predict_prepared(prep, mode)
+        pos = np.empty(0, dtype=np.int64) if prep is None else prep.positions
+        n = len(data)
         cols: dict[str, object] = {"id": data.ids}
         if data.smiles is not None:
             cols["smiles"] = data.smiles
@@ -273,6 +293,7 @@ class DualLabelModel:
                     cols[f"{spec.name}_prob_{c}"] = pc
             src = np.full(n, "", dtype=object)
             src[pos] = pred.source[:, k]
+            src[given] = "given"
             cols[f"{spec.name}_source"] = src
         iters = np.zeros(n, dtype=np.int64)
         conv = np.zeros(n, dtype=bool)

@@ -144,6 +144,24 @@ class Preprocessor:
     def value_from_model(self, k: int, z: np.ndarray) -> np.ndarray:
         return z * self.y_std[k] + self.y_mean[k]
 
+    def arrays_from_states(
+        self, states: list[torch.Tensor], positions: np.ndarray, n: int
+    ) -> list[np.ndarray]:
+        """Label states as user-facing arrays of ``n`` rows (NaN where no prediction):
+        probability of class 1 (binary, shape ``n``), class probabilities (multiclass,
+        ``n x C``) or the value in the label's units (regression, ``n``)."""
+        out = []
+        for k, spec in enumerate(self.labels):
+            s = states[k].numpy().astype(np.float64)
+            if spec.kind == "binary":
+                s = s[:, 0]
+            elif spec.kind == "regression":
+                s = self.value_from_model(k, s[:, 0])
+            full = np.full((n,) + s.shape[1:], np.nan)
+            full[positions] = s
+            out.append(full)
+        return out
+
     def transform(
         self, data: DualLabelDataset, *, n_jobs: int = 1, use_cache: bool = True
     ) -> Prepared:

@@ -236,10 +236,12 @@ def fit_module(
     max_epochs: int,
     accelerator: str = "auto",
     log_name: str = "dll",
+    callbacks: list[L.Callback] | None = None,
 ) -> dict:
     """Train ``module`` with early stopping on ``cfg.monitor`` and restore its best weights.
 
-    Returns a summary: best epoch, best score and epochs run.
+    ``callbacks`` are extra Lightning callbacks, run after the best-weights and early-stopping
+    ones. Returns a summary: best epoch, best score and epochs run.
     """
     mode = monitor_mode(cfg.monitor)
     best = _BestWeights(cfg.monitor, mode)
@@ -248,6 +250,7 @@ def fit_module(
         L.pytorch.callbacks.EarlyStopping(
             cfg.monitor, patience=cfg.patience, mode=mode, check_finite=False
         ),
+        *(callbacks or []),
     ]
     csv_logger = (
         L.pytorch.loggers.CSVLogger(cfg.log_dir, name=log_name, version="")

@@ -1,0 +1,276 @@
+"""``molddl train`` → ``predict`` / ``evaluate`` on a user's own CSV, through the real entry
+point (in-process and as a subprocess), with a tiny GNN."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from molddl.cli import predict as predict_cmd
+from molddl.cli.main import main
+
+REPO = Path(__file__).resolve().parents[2]
+LABELS = ["SR-ARE", "SR-MMP"]
+TINY = [
+    "--set", "model.hidden=16", "--set", "model.tower_hidden=16", "--set", "model.layers=1",
+    "--set", "train.max_epochs=1",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny DLL model trained by ``molddl train`` (a subprocess) on 400 Tox21 rows."""
+    root = tmp_path_factory.mktemp("trained")
+    tox21 = pd.read_csv(data_dir / "tox21.csv.gz")
+    tox21[["smiles", *LABELS]].iloc[:400].to_csv(root / "mine.csv", index=False)
+    tox21[["smiles", *LABELS]].iloc[400:700].to_csv(root / "more.csv", index=False)
+    env = dict(os.environ)
+    env["MOLDDL_CACHE_DIR"] = str(root / "cache")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "molddl.cli.main", "train",
+            "--set", f"data.dataset={root / 'mine.csv'}", "--set", "data.labels=[SR-ARE, SR-MMP]",
+            *TINY, "--output", str(root / "run"),
+        ],
+        capture_output=True, text=True, env=env, cwd=root, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return {
+        "root": root,
+        "run": root / "run",
+        "model": root / "run" / "model.pt",
+        "out": proc.stdout,
+    }
+
+
+def _screen(root: Path) -> pd.DataFrame:
+    """120 compounds: both labels known, only one, or none, and one invalid SMILES."""
+    df = pd.read_csv(root / "more.csv").dropna(subset=LABELS).reset_index(drop=True)
+    df = df.iloc[:120].copy()
+    kind = np.arange(len(df)) % 4
+    df.loc[kind == 1, "SR-MMP"] = np.nan
+    df.loc[kind == 2, "SR-ARE"] = np.nan
+    df.loc[kind == 3, LABELS] = np.nan
+    df.loc[7, "smiles"] = "C1CC(N"
+    df.insert(0, "compound", [f"cpd{i:03d}" for i in range(len(df))])
+    df["note"] = "keep me"
+    return df
+
+
+def _predict(trained, path: Path, out: Path, *extra: str) -> pd.DataFrame:
+    rc = main(["predict", "--model", str(trained["model"]), "--input", str(path),
+               "--output", str(out), "--workers", "1", *extra])  # fmt: skip
+    assert rc == 0
+    return pd.read_csv(out, keep_default_na=False, na_values=[""])
+
+
+def test_train_writes_model_config_logs_and_metrics(trained):
+    run = trained["run"]
+    assert trained["model"].stat().st_size > 0
+    cfg = (run / "config.yaml").read_text()
+    assert "hidden: 16" in cfg and str(run / "logs") in cfg
+    assert (run / "logs" / "dll" / "metrics.csv").exists()
+    metrics = pd.read_csv(run / "test_metrics.csv")
+    assert list(dict.fromkeys(metrics["task"])) == [
+        "Single-y1", "Single-y2", "Double-y1", "Double-y2"
+    ]  # fmt: skip
+    assert all(t in trained["out"] for t in ("Single-y1", "Double-y2", "roc_auc"))
+
+
+def test_predict_keeps_known_labels_and_predicts_the_others(trained, tmp_path):
+    screen = _screen(trained["root"])
+    path = tmp_path / "screen.csv"
+    screen.to_csv(path, index=False)
+    out = _predict(trained, path, tmp_path / "preds.csv")
+
+    assert list(out["compound"]) == list(screen["compound"])
+    assert list(out.columns[: len(screen.columns)]) == list(screen.columns)
+    assert (out["note"] == "keep me").all()
+    valid = out["error"].isna()
+    assert out.loc[~valid, "error"].tolist() == ["invalid SMILES"]
+    assert out.loc[~valid, ["SR-ARE_prob", "SR-MMP_prob"]].isna().all(axis=None)
+    kind = np.arange(len(screen)) % 4
+    for k, name in enumerate(LABELS):
+        known = screen[name].notna().to_numpy()
+        src = out[f"{name}_source"]
+        assert (out.loc[known, name] == screen.loc[known, name]).all()
+        assert (src[known] == "given").all()
+        other = LABELS[1 - k]
+        direct = valid & ~known & screen[other].notna().to_numpy()
+        assert (src[direct] == "direct").all() and direct.sum() > 20
+        assert (src[valid & (kind == 3)] == "alternate").all()
+        assert out.loc[valid, name].isin([0, 1]).all()
+        assert out.loc[valid, f"{name}_prob"].between(0, 1).all()
+    assert (out.loc[valid & (kind == 3), "iterations"] > 0).all()
+
+    chunked = _predict(trained, path, tmp_path / "chunked.csv", "--chunk-size", "50")
+    pd.testing.assert_frame_equal(chunked, out, rtol=1e-5)
+
+
+def test_predict_without_label_columns_uses_alternate_inference(trained, tmp_path):
+    path = tmp_path / "smiles_only.csv"
+    smiles = _screen(trained["root"])["smiles"].iloc[:10]
+    pd.DataFrame({"SMILES": smiles}).to_csv(path, index=False)
+    out = _predict(trained, path, tmp_path / "preds.csv", "--chunk-size", "1")  # row 8 alone
+    assert out["error"].tolist()[7] == "invalid SMILES" and out["error"].isna().sum() == 9
+    assert out.columns[0] == "SMILES" and {"SR-ARE", "SR-MMP"} <= set(out.columns)
+    valid = out["error"].isna()
+    assert (out.loc[valid, "SR-ARE_source"] == "alternate").all()
+    assert (out.loc[valid, "SR-MMP_source"] == "alternate").all()
+
+
+def test_predict_resumes_after_an_interruption(trained, tmp_path, monkeypatch, caplog):
+    path = tmp_path / "screen.csv"
+    _screen(trained["root"]).to_csv(path, index=False)
+    reference = _predict(trained, path, tmp_path / "reference.csv", "--chunk-size", "50")
+    out, parts = tmp_path / "preds.csv", tmp_path / "preds.csv.parts"
+
+    def interrupted(*_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(predict_cmd, "_concatenate", interrupted)
+    argv = ["predict", "--model", str(trained["model"]), "--input", str(path),
+            "--output", str(out), "--workers", "1", "--chunk-size", "50"]  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        main(argv)
+    names = sorted(p.name for p in parts.glob("part-*.csv"))
+    assert names == ["part-000000.csv", "part-000001.csv", "part-000002.csv"]
+    assert not out.exists()
+    (parts / "part-000001.csv").unlink()
+    mtimes = {n: (parts / n).stat().st_mtime_ns for n in names if n != "part-000001.csv"}
+    with pytest.raises(KeyboardInterrupt):
+        main(argv)
+    assert (parts / "part-000001.csv").exists()
+    assert {n: (parts / n).stat().st_mtime_ns for n in mtimes} == mtimes
+
+    monkeypatch.undo()
+    assert main(argv) == 0
+    assert not parts.exists()
+    pd.testing.assert_frame_equal(
+        pd.read_csv(out, keep_default_na=False, na_values=[""]), reference, rtol=1e-5
+    )
+
+    with pytest.raises(KeyboardInterrupt):  # parts of another chunk size are not reused
+        monkeypatch.setattr(predict_cmd, "_concatenate", interrupted)
+        main(argv)
+    monkeypatch.undo()
+    assert main([*argv[:-1], "40"]) == 0
+    assert "parts of another run" in caplog.text
+    assert len(pd.read_csv(out)) == len(reference)
+
+
+def test_evaluate_prints_the_four_tasks(trained, tmp_path, capsys):
+    tidy = tmp_path / "scores.csv"
+    rc = main(["evaluate", "--model", str(trained["model"]),
+               "--input", str(trained["root"] / "more.csv"), "--output", str(tidy)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0
+    for task in ("Single-y1", "Single-y2", "Double-y1", "Double-y2"):
+        assert task in out
+    assert set(pd.read_csv(tidy)["metric"]) >= {"f1", "roc_auc", "pr_auc"}
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    assert err.startswith("molddl: error:")
+    return err
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        ("mol,SR-ARE\nCCO,1\n", ["'smiles'", "mol, SR-ARE"]),
+        ("smiles,SR-ARE\nCCO,1\nCC,0\nCCC,2\n", ["'SR-ARE'", "row 3"]),
+        ("smiles,SR-MMP\nCCO,yes\n", ["'SR-MMP'", "row 1", "'yes'"]),
+    ],
+)
+def test_predict_bad_table_exits_2(trained, tmp_path, capsys, table, expected):
+    path = tmp_path / "bad.csv"
+    path.write_text(table)
+    rc = main(["predict", "--model", str(trained["model"]), "--input", str(path),
+               "--output", str(tmp_path / "out.csv")])  # fmt: skip
+    assert rc == 2
+    err = _one_line_error(capsys)
+    assert all(e in err for e in expected), err
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_bad_files_and_config_exit_2(trained, tmp_path, capsys):
+    screen = tmp_path / "screen.csv"
+    screen.write_text("smiles\nCCO\n")
+    base = ["predict", "--output", str(tmp_path / "out.csv")]
+    assert main([*base, "--model", str(tmp_path / "none.pt"), "--input", str(screen)]) == 2
+    assert "none.pt" in _one_line_error(capsys)
+    assert main([*base, "--model", str(trained["model"]), "--input", "nope.csv"]) == 2
+    assert "nope.csv" in _one_line_error(capsys)
+
+    payload = torch.load(trained["model"], weights_only=True)
+    payload["format_version"] = 99
+    old = tmp_path / "old.pt"
+    torch.save(payload, old)
+    assert main([*base, "--model", str(old), "--input", str(screen)]) == 2
+    assert "Retrain" in _one_line_error(capsys)
+
+    rc = main(["train", "--set", "train.lerning_rate=1", "--output", str(tmp_path / "run")])
+    assert rc == 2
+    assert "train.lerning_rate" in _one_line_error(capsys)
+
+
+def test_help_explains_every_option(capsys):
+    for command, options in {
+        "train": ["--config", "--set", "--output"],
+        "predict": ["--model", "--input", "--output", "--smiles-column", "--chunk-size",
+                    "--workers"],
+        "evaluate": ["--model", "--input", "--config", "--output"],
+    }.items():  # fmt: skip
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--help"])
+        assert exit_info.value.code == 0
+        text = capsys.readouterr().out
+        assert all(o in text for o in options), command
+
+
+def test_train_and_predict_on_a_feature_table_with_a_value_label(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(240, 5))
+    df = pd.DataFrame(X, columns=[f"f{j}" for j in range(5)])
+    df["logS"] = X[:, 0] - 0.5 * X[:, 1] + 0.1 * rng.normal(size=240)
+    df["active"] = (X[:, 0] + X[:, 2] > 0).astype(float)
+    df.loc[rng.random(240) < 0.3, "logS"] = np.nan
+    df.loc[rng.random(240) < 0.3, "active"] = np.nan
+    df["split"] = np.where(
+        np.arange(240) < 180, "train", np.where(np.arange(240) < 210, "val", "test")
+    )
+    df.loc[df["split"] == "test", ["logS", "active"]] = df.loc[
+        df["split"] == "test", ["logS", "active"]
+    ].fillna(0)
+    path = tmp_path / "table.csv"
+    df.to_csv(path, index=False)
+    rc = main(["train", "--set", f"data.dataset={path}", "--set", "data.labels=[logS, active]",
+               *TINY, "--output", str(tmp_path / "run")])  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "Single-y1" in out and "logS" in out and "active" in out
+
+    new = df.drop(columns=["split"]).iloc[:6].copy()
+    new.loc[:, ["logS", "active"]] = np.nan
+    new.loc[0, "logS"] = 1.25
+    new_path = tmp_path / "new.csv"
+    new.to_csv(new_path, index=False)
+    rc = main(["predict", "--model", str(tmp_path / "run" / "model.pt"), "--input",
+               str(new_path), "--output", str(tmp_path / "preds.csv")])  # fmt: skip
+    assert rc == 0
+    preds = pd.read_csv(tmp_path / "preds.csv")
+    assert preds.loc[0, "logS"] == 1.25 and preds.loc[0, "logS_source"] == "given"
+    assert preds.loc[0, "active_source"] == "direct"
+    assert (preds.loc[1:, "logS_source"] == "alternate").all()
+    assert preds["logS"].notna().all() and preds["active"].isin([0, 1]).all()

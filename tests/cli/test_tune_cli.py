@@ -1,0 +1,67 @@
+"""``molddl tune``: a tiny study, its best config, and a rerun that continues it."""
+
+from __future__ import annotations
+
+import optuna
+import pandas as pd
+import pytest
+
+from molddl.cli.main import main
+from molddl.config import Config
+
+FEATURES = [f"f{i}" for i in range(21)]
+
+
+@pytest.fixture
+def tiny_higgs(data_dir, tmp_path):
+    """240 HIGGS events: 21 low-level features and the labels m_jj, m_jjj."""
+    raw = pd.read_csv(data_dir / "higgs_sas_sample.csv.gz", nrows=240)
+    table = raw.iloc[:, 1:22].set_axis(FEATURES, axis=1)
+    table["m_jj"], table["m_jjj"] = raw.iloc[:, 22], raw.iloc[:, 23]
+    path = tmp_path / "higgs_tiny.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+def test_help_describes_every_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["tune", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--config", "--trials", "--workers", "--study", "--storage", "--output"):
+        assert option in out
+
+
+def test_tune_writes_best_config_and_a_rerun_continues_the_study(tiny_higgs, tmp_path, capsys):
+    out = tmp_path / "tune"
+    args = [
+        "tune",
+        "--set", f"data.dataset={tiny_higgs}",
+        "--set", "data.labels=[m_jj, m_jjj]",
+        "--set", f"data.feature_columns=[{', '.join(FEATURES)}]",
+        "--set", "data.missing_rate=0.4",
+        "--set", "model.encoder=mlp",
+        "--set", "model.gaussian=true",
+        "--set", "model.tower_hidden=16",
+        "--set", "model.hidden=16",
+        "--set", "train.max_epochs=2",
+        "--set", "device=cpu",
+        "--study", "tiny",
+        "--output", str(out),
+    ]  # fmt: skip
+    assert main([*args, "--trials", "2"]) == 0
+    assert "# Study `tiny`" in capsys.readouterr().out
+    for name in ("study.db", "trials.csv", "summary.md", "history.png", "importances.png"):
+        assert (out / name).exists(), name
+
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}")
+    assert len(study.trials) == 2
+    best = Config.from_yaml(out / "best_config.yaml")
+    for key, value in study.best_trial.params.items():
+        section, name = key.split(".")
+        assert getattr(getattr(best, section), name) == value, key
+    assert best.train.monitor == "val_loss" and best.data.dataset == str(tiny_higgs)
+
+    assert main([*args, "--trials", "1"]) == 0
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}")
+    assert sorted(t.number for t in study.trials) == [0, 1, 2]
+    assert len(pd.read_csv(out / "trials.csv")) == 3
