@@ -90,6 +90,13 @@ class TrainConfig:
     progress_bar: bool = False
     log_dir: str | None = None
     """Where Lightning's CSV log of every loss term per epoch goes; ``None`` for no log."""
+    devices: int = 1
+    """Processes (CPU) or GPUs for data-parallel training; more than 1 uses DDP."""
+    num_nodes: int = 1
+    """Machines for multi-node DDP (with torchrun or SLURM setting the rendezvous)."""
+    strategy: Literal["auto", "ddp", "ddp_spawn"] = "auto"
+    """Lightning strategy: ``ddp`` under torchrun / SLURM or from the command line,
+    ``ddp_spawn`` from Python sessions (notebooks, tests)."""
 
 
 @dataclass(slots=True)

@@ -8,6 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+from lightning.pytorch.utilities import rank_zero_only
+
 from molddl.cli.evaluate import reveal_text
 from molddl.cli.options import add_config_options, resolve_config
 from molddl.io import atomic_write, atomic_write_text
@@ -32,13 +34,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_config_options(p)
     p.add_argument("--output", required=True, help="folder for the model, config, logs, metrics")
+    p.add_argument(
+        "--devices",
+        type=int,
+        help="processes (CPU) or GPUs for data-parallel training (train.devices; >1 uses DDP)",
+    )
+    p.add_argument("--num-nodes", type=int, help="machines for multi-node DDP (train.num_nodes)")
+    p.add_argument(
+        "--strategy",
+        choices=["auto", "ddp", "ddp_spawn"],
+        help="Lightning strategy (train.strategy): ddp under torchrun / SLURM, else auto",
+    )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     cfg = resolve_config(args)
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, log_dir=str(out / "logs")))
+    scale = {"devices": args.devices, "num_nodes": args.num_nodes, "strategy": args.strategy}
+    scale = {k: v for k, v in scale.items() if v is not None}
+    cfg = dataclasses.replace(
+        cfg, train=dataclasses.replace(cfg.train, log_dir=str(out / "logs"), **scale)
+    )
     train, val, test = load_splits(cfg.data, cfg.seed)
     atomic_write_text(out / "config.yaml", cfg.to_yaml())
     sys.stdout.write(
@@ -47,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     )
     sys.stdout.flush()
     model = DualLabelModel(cfg).fit(train, val)
+    if rank_zero_only.rank != 0:  # under DDP every rank trains; one writes the outputs
+        return 0
     model.save(out / "model.pt")
     sys.stdout.write(f"model saved to {out / 'model.pt'}\n")
     if len(test) == 0:

@@ -139,7 +139,7 @@ class Preprocessor:
 
     def labels_to_model(self, y: np.ndarray) -> torch.Tensor:
         z = (np.asarray(y, dtype=np.float64) - np.asarray(self.y_mean)) / np.asarray(self.y_std)
-        return torch.as_tensor(z, dtype=torch.float32)
+        return torch.tensor(z, dtype=torch.float32)  # owned, so DDP can share it
 
     def value_from_model(self, k: int, z: np.ndarray) -> np.ndarray:
         return z * self.y_std[k] + self.y_mean[k]
@@ -187,16 +187,14 @@ class Preprocessor:
                 )
                 positions = data.meta["kept_positions"]
             inputs = (
-                data.graphs
-                if feat.output == "graph"
-                else torch.as_tensor(data.X, dtype=torch.float32)
+                data.graphs if feat.output == "graph" else torch.tensor(data.X, dtype=torch.float32)
             )
         else:
             missing = [c for c in self.feature_names if c not in data.feature_names]
             if missing:
                 raise ValueError(f"data lacks the model's feature columns {missing[:5]}")
             order = [data.feature_names.index(c) for c in self.feature_names]
-            inputs = torch.as_tensor(self.x_scaler.transform(data.X[:, order]))
+            inputs = torch.tensor(self.x_scaler.transform(data.X[:, order]))
         return Prepared(inputs, self.labels_to_model(data.y), positions, invalid)
 
     def to_dict(self) -> dict:

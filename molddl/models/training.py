@@ -63,6 +63,7 @@ class _Module(L.LightningModule):
                 on_epoch=True,
                 batch_size=batch_size,
                 prog_bar=name == "loss",
+                sync_dist=True,  # under DDP every rank sees the same epoch value
             )
 
     def on_validation_epoch_start(self) -> None:
@@ -97,7 +98,7 @@ class _Module(L.LightningModule):
         score = (
             float(np.nanmean(values)) if values and not np.all(np.isnan(values)) else float("nan")
         )
-        self.log(self.cfg.monitor, score, prog_bar=True)
+        self.log(self.cfg.monitor, score, prog_bar=True, sync_dist=True)
 
 
 class ConditionalModule(_Module):
@@ -259,10 +260,16 @@ def fit_module(
     )
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    if cfg.strategy == "ddp_spawn":
+        # spawned ranks receive the data tensors by pickling; the default file-descriptor
+        # sharing fails here on some tensors ("unable to resize file"), files in /dev/shm work
+        torch.multiprocessing.set_sharing_strategy("file_system")
     trainer = L.Trainer(
         max_epochs=max_epochs,
         accelerator=accelerator,
-        devices=1,
+        devices=cfg.devices,
+        num_nodes=cfg.num_nodes,
+        strategy=cfg.strategy,
         deterministic=True,
         logger=csv_logger,
         callbacks=callbacks,
