@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -44,3 +45,18 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+#: feature columns of :func:`tiny_higgs_csv`
+TINY_HIGGS_FEATURES = [f"f{i}" for i in range(21)]
+
+
+@pytest.fixture
+def tiny_higgs_csv(data_dir: Path, tmp_path: Path) -> Path:
+    """240 real HIGGS events as a user's CSV: 21 low-level features f0..f20, m_jj, m_jjj."""
+    raw = pd.read_csv(data_dir / "higgs_sas_sample.csv.gz", nrows=240)
+    table = raw.iloc[:, :21].set_axis(TINY_HIGGS_FEATURES, axis=1)
+    table["m_jj"], table["m_jjj"] = raw["m_jj"], raw["m_jjj"]
+    path = tmp_path / "higgs_tiny.csv"
+    table.to_csv(path, index=False)
+    return path

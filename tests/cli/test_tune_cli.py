@@ -5,22 +5,15 @@ from __future__ import annotations
 import optuna
 import pandas as pd
 import pytest
+from conftest import TINY_HIGGS_FEATURES
 
 from molddl.cli.main import main
 from molddl.config import Config
 
-FEATURES = [f"f{i}" for i in range(21)]
-
 
 @pytest.fixture
-def tiny_higgs(data_dir, tmp_path):
-    """240 HIGGS events: 21 low-level features and the labels m_jj, m_jjj."""
-    raw = pd.read_csv(data_dir / "higgs_sas_sample.csv.gz", nrows=240)
-    table = raw.iloc[:, 1:22].set_axis(FEATURES, axis=1)
-    table["m_jj"], table["m_jjj"] = raw.iloc[:, 22], raw.iloc[:, 23]
-    path = tmp_path / "higgs_tiny.csv"
-    table.to_csv(path, index=False)
-    return path
+def tiny_higgs(tiny_higgs_csv):
+    return tiny_higgs_csv
 
 
 def test_help_describes_every_option(capsys):
@@ -37,7 +30,7 @@ def test_tune_writes_best_config_and_a_rerun_continues_the_study(tiny_higgs, tmp
         "tune",
         "--set", f"data.dataset={tiny_higgs}",
         "--set", "data.labels=[m_jj, m_jjj]",
-        "--set", f"data.feature_columns=[{', '.join(FEATURES)}]",
+        "--set", f"data.feature_columns=[{', '.join(TINY_HIGGS_FEATURES)}]",
         "--set", "data.missing_rate=0.4",
         "--set", "model.encoder=mlp",
         "--set", "model.gaussian=true",

@@ -2,33 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import uuid
 from pathlib import Path
 
 import optuna
 import pandas as pd
 import pytest
+import sqlalchemy
+from conftest import TINY_HIGGS_FEATURES
 
 from molddl.config import Config, ConfigError
 from molddl.models.estimator import DualLabelModel
 from molddl.pipeline import load_splits
 from molddl.tuning import PruningCallback, apply_params, study_direction, tune
 
-FEATURES = [f"f{i}" for i in range(21)]
 
-
-def tiny_config(data_dir: Path, folder: Path) -> Config:
+def tiny_config(path: Path) -> Config:
     """240 HIGGS events (21 low-level features -> m_jj, m_jjj), a 16-wide MLP, 2 epochs."""
-    raw = pd.read_csv(data_dir / "higgs_sas_sample.csv.gz", nrows=240)
-    table = raw.iloc[:, 1:22].set_axis(FEATURES, axis=1)
-    table["m_jj"], table["m_jjj"] = raw.iloc[:, 22], raw.iloc[:, 23]
-    path = folder / "higgs_tiny.csv"
-    table.to_csv(path, index=False)
     return Config.from_dict(
         {
             "data": {
                 "dataset": str(path),
                 "labels": ["m_jj", "m_jjj"],
-                "feature_columns": FEATURES,
+                "feature_columns": TINY_HIGGS_FEATURES,
                 "missing_rate": 0.4,
             },
             "model": {"encoder": "mlp", "hidden": 16, "tower_hidden": 16, "gaussian": True},
@@ -115,8 +113,8 @@ class AlwaysPrune(optuna.pruners.BasePruner):
         return True
 
 
-def test_pruning_callback_stops_training_with_trial_pruned(data_dir, tmp_path):
-    cfg = apply_params(tiny_config(data_dir, tmp_path), {"train.max_epochs": 3})
+def test_pruning_callback_stops_training_with_trial_pruned(tiny_higgs_csv, tmp_path):
+    cfg = apply_params(tiny_config(tiny_higgs_csv), {"train.max_epochs": 3})
     train, val, _ = load_splits(cfg.data, cfg.seed)
     study = optuna.create_study(pruner=AlwaysPrune())
     trial = study.ask()
@@ -125,8 +123,8 @@ def test_pruning_callback_stops_training_with_trial_pruned(data_dir, tmp_path):
     assert list(study.trials[0].intermediate_values) == [0]  # stopped after the first epoch
 
 
-def test_two_workers_share_one_sqlite_study(data_dir, tmp_path):
-    cfg = tiny_config(data_dir, tmp_path)
+def test_two_workers_share_one_sqlite_study(tiny_higgs_csv, tmp_path):
+    cfg = tiny_config(tiny_higgs_csv)
     study = tune(cfg, tmp_path / "out", n_trials=4, workers=2)
     numbers = sorted(t.number for t in study.trials)
     assert numbers == [0, 1, 2, 3]
@@ -134,3 +132,28 @@ def test_two_workers_share_one_sqlite_study(data_dir, tmp_path):
     assert all(t.state in done for t in study.trials)
     assert (tmp_path / "out" / "study.db").exists()
     assert len(pd.read_csv(tmp_path / "out" / "trials.csv")) == 4
+
+
+def _postgres_url() -> str:
+    url = os.environ.get("MOLDDL_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("no PostgreSQL server: .ci/run starts one and sets MOLDDL_TEST_POSTGRES_URL")
+    try:
+        sqlalchemy.create_engine(url).connect().close()
+    except Exception as err:
+        pytest.skip(f"PostgreSQL at {url} is not reachable: {str(err).splitlines()[0]}")
+    return url
+
+
+def test_two_workers_share_one_postgresql_study(tiny_higgs_csv, tmp_path):
+    """Distributed search: two processes on one study in a real PostgreSQL server."""
+    url = _postgres_url()
+    cfg = tiny_config(tiny_higgs_csv)
+    name = f"ci-{uuid.uuid4().hex[:8]}"
+    cfg = dataclasses.replace(cfg, tune=dataclasses.replace(cfg.tune, storage=url, study=name))
+    tune(cfg, tmp_path / "out", n_trials=4, workers=2)
+    study = optuna.load_study(study_name=name, storage=url)  # what another machine would see
+    assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]
+    done = {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
+    assert all(t.state in done for t in study.trials)
+    assert not (tmp_path / "out" / "study.db").exists()  # nothing fell back to SQLite
