@@ -1,8 +1,10 @@
 """Algorithm 2: direct and alternate inference over label states (SPEC §4).
 
 The encoder output ``h`` is constant across iterations, so each tower's first layer is split
-into ``W_h h`` (computed once here) and ``W_y L(y)`` (repeated); iterations run the towers'
-label part only, batched over every unknown sample, on the device of the tensors.
+into ``W_h h`` (computed once) and ``W_y L(y)``; the latter is linear in the label state and
+folds into ``state @ M + c`` (:meth:`Tower.label_projection`). An iteration is then one small
+product, a ReLU and the tower's output layer, batched over every unconverged sample, on the
+device of the tensors.
 """
 
 from __future__ import annotations
@@ -71,15 +73,17 @@ def alternate(
     converged = torch.zeros(n, dtype=torch.bool, device=device)
     residual = torch.zeros(n, device=device)
     idx = torch.arange(n, device=device)
-    H1, H2 = hh
+    (M1, c1), (M2, c2) = towers[0].label_projection(), towers[1].label_projection()
+    H1, H2 = hh[0] + c1, hh[1] + c2  # everything that does not change between iterations
     S1, S2 = init[0].clone(), init[1].clone()
+    spec1, spec2 = towers[0].out_spec, towers[1].out_spec
     d = cfg.damping
     t = 0
     for t in range(1, cfg.max_iter + 1):
         if idx.numel() == 0:
             break
-        N2 = direct(towers[1], H2, S1)
-        N1 = direct(towers[0], H1, N2 if cfg.method == "gauss_seidel" else S2)
+        N2 = to_state(spec2, towers[1].step(H2, M2, S1))
+        N1 = to_state(spec1, towers[0].step(H1, M1, N2 if cfg.method == "gauss_seidel" else S2))
         if d > 0:
             N1, N2 = (1 - d) * N1 + d * S1, (1 - d) * N2 + d * S2
         delta = torch.maximum((N1 - S1).abs().amax(-1), (N2 - S2).abs().amax(-1))

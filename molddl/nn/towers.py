@@ -65,6 +65,29 @@ class Tower(nn.Module):
     def from_parts(self, hh: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         return self.body(hh + self.lin_y(self.embed(state)))
 
+    def label_projection(self) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""``(M, c)`` with ``W_y L(s) = s M + c`` for every label state ``s``.
+
+        The label path is linear in the state: a class embedding is :math:`p E`, a value
+        embedding :math:`W z + b`, so :math:`W_y L(s)` folds into one ``state_dim x hidden``
+        matrix (a single row for binary and value labels). Alternate inference adds ``c`` to
+        ``W_h h`` once and then costs one small product per iteration (:meth:`step`).
+        """
+        W_y = self.lin_y.weight  # hidden x label_dim
+        if self.in_spec.kind == "binary":
+            rows = self.embed.table @ W_y.T  # 2 x hidden: classes 0 and 1
+            return (rows[1] - rows[0]).unsqueeze(0), rows[0]
+        if self.in_spec.kind == "multiclass":
+            return self.embed.table @ W_y.T, torch.zeros_like(W_y[:, 0])
+        lin = self.embed.linear
+        return (W_y @ lin.weight).T, W_y @ lin.bias
+
+    def step(self, base: torch.Tensor, M: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """The raw output from ``base = W_h h + c`` and ``(M, c)`` of :meth:`label_projection`;
+        equal to :meth:`from_parts` up to rounding."""
+        pre = base + (state * M if M.shape[0] == 1 else state @ M)
+        return self.body(pre)
+
     def forward(self, h: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         return self.from_parts(self.encode_h(h), state)
 

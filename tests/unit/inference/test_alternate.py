@@ -15,7 +15,18 @@ BIN = LabelSpec("b", "binary")
 REG = LabelSpec("r", "regression")
 
 
-class AffineTower(nn.Module):
+class _Double(nn.Module):
+    """The part of the tower protocol alternate inference uses: a zero label projection, so
+    ``step(base, M, state)`` is ``from_parts(hh, state)``."""
+
+    def label_projection(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.zeros(1, 2), torch.zeros(2)
+
+    def step(self, base: torch.Tensor, M: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        return self.from_parts(base, state)
+
+
+class AffineTower(_Double):
     """Regression tower: ``ŷ = hh[:, 0] + hh[:, 1] · y_other`` (per-sample coefficients)."""
 
     def __init__(self) -> None:
@@ -28,7 +39,7 @@ class AffineTower(nn.Module):
         return hh[:, :1] + hh[:, 1:2] * state
 
 
-class ProbTower(nn.Module):
+class ProbTower(_Double):
     """Binary tower whose probability is ``fn(p_other)``; returns the matching logit."""
 
     def __init__(self, fn) -> None:

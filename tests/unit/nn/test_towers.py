@@ -64,3 +64,26 @@ def test_gaussian_head_only_for_regression():
     assert Tower(4, SPECS["binary"], SPECS["regression"], gaussian=False).raw_size == 1
     assert Tower(4, SPECS["regression"], SPECS["binary"], gaussian=True).raw_size == 1
     assert Tower(4, SPECS["regression"], SPECS["multiclass"], gaussian=True).raw_size == 3
+
+
+@pytest.mark.parametrize("in_kind", ["binary", "multiclass", "regression"])
+def test_label_projection_step_equals_from_parts(in_kind):
+    """Alternate inference's folded label path computes the same tower output."""
+    torch.manual_seed(0)
+    in_spec = {
+        "binary": LabelSpec("a", "binary"),
+        "multiclass": LabelSpec("a", "multiclass", 4),
+        "regression": LabelSpec("a", "regression"),
+    }[in_kind]
+    tower = Tower(12, in_spec, LabelSpec("b", "binary"), label_dim=5, hidden=16).eval()
+    h = torch.randn(9, 12)
+    if in_kind == "multiclass":
+        state = torch.softmax(torch.randn(9, 4), dim=-1)
+    elif in_kind == "binary":
+        state = torch.rand(9, 1)
+    else:
+        state = torch.randn(9, 1)
+    with torch.no_grad():
+        M, c = tower.label_projection()
+        hh = tower.encode_h(h)
+        torch.testing.assert_close(tower.step(hh + c, M, state), tower.from_parts(hh, state))
