@@ -301,7 +301,20 @@ def load_mof(
     return data
 
 
-LOADERS = {"tox21": load_tox21, "higgs": load_higgs, "mof": load_mof}
+def load_synthetic(
+    labels: Sequence[str] = ("y1", "y2"), data_dir: str | Path | None = None
+) -> DualLabelDataset:
+    """molddl's synthetic binary dual-label data (:func:`molddl.data.synthetic.make_dual_label`,
+    3,000 samples, seed 0): ``y2`` depends strongly on ``y1``; ``x`` alone predicts it poorly.
+    Fully labelled; use ``data.missing_rate`` to hide labels."""
+    from molddl.data.synthetic import make_dual_label
+
+    if list(labels) != ["y1", "y2"]:
+        raise ValueError("the synthetic dataset has the labels y1 and y2")
+    return make_dual_label(n=3000, kind="binary", seed=0)
+
+
+LOADERS = {"tox21": load_tox21, "higgs": load_higgs, "mof": load_mof, "synthetic": load_synthetic}
 
 
 def load_dataset(

@@ -1,0 +1,162 @@
+"""Benchmark 1: alternate inference, 2,000 unlabelled Tox21 samples x 1,000 iterations.
+
+Measures, in one run: the fixed workload (exactly 1,000 iterations) for three ways of
+iterating the towers — the whole tower, the first layer split (``W_h h`` once), and
+molddl's folded label path (``state @ M + c``) — their FLOP/s against this machine's
+measured matmul FLOP/s, and the time with convergence-based early exit.
+
+    python benchmarks/alternate_inference.py [--model tox21.pt] [--samples 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import best_of, machine  # noqa: E402
+
+from molddl.config import Config  # noqa: E402
+from molddl.inference.alternate import alternate  # noqa: E402
+from molddl.models.estimator import DualLabelModel  # noqa: E402
+from molddl.nn.heads import state_dim, to_state  # noqa: E402
+from molddl.pipeline import load_splits  # noqa: E402
+
+DEFAULT_MODEL = Path("runs/bench/tox21-default.pt")
+
+
+def trained_model(path: Path) -> DualLabelModel:
+    """The Tox21 model at molddl's default sizes (trained briefly if not there yet)."""
+    if path.exists():
+        return DualLabelModel.load(path)
+    cfg = Config.from_dict({"data": {"dataset": "tox21"}, "train": {"max_epochs": 3}})
+    train, val, _ = load_splits(cfg.data, cfg.seed)
+    model = DualLabelModel(cfg).fit(train, val)
+    model.save(path)
+    return model
+
+
+def tower_macs(tower, variant: str) -> int:
+    """Multiply-adds of one tower evaluation for one sample."""
+    d_h, hidden = tower.lin_h.in_features, tower.lin_h.out_features
+    label_dim = tower.lin_y.in_features
+    C = tower.in_spec.n_classes if tower.in_spec.is_class else 1
+    body = sum(
+        m.in_features * m.out_features for m in tower.body.modules() if hasattr(m, "in_features")
+    )
+    if variant == "whole tower":
+        return d_h * hidden + C * label_dim + label_dim * hidden + body
+    if variant == "split first layer":
+        return C * label_dim + label_dim * hidden + body
+    return state_dim(tower.in_spec) * hidden + body
+
+
+def loop(towers, H, hh, init, iterations: int, variant: str):
+    """The pre-optimisation iterations, for comparison (Jacobi, no early exit)."""
+    S1, S2 = init
+    s1, s2 = towers[0].out_spec, towers[1].out_spec
+    for _ in range(iterations):
+        if variant == "whole tower":
+            N2, N1 = towers[1](H, S1), towers[0](H, S2)
+        else:
+            N2, N1 = towers[1].from_parts(hh[1], S1), towers[0].from_parts(hh[0], S2)
+        S1, S2 = to_state(s1, N1), to_state(s2, N2)
+    return S1, S2
+
+
+def matmul_flops(n: int = 2048, repeat: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    return 2 * n**3 / best_of(lambda: a @ b, repeat)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    p.add_argument("--samples", type=int, default=2000)
+    p.add_argument("--iterations", type=int, default=1000)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--profile", action="store_true", help="torch.profiler table of the loop")
+    args = p.parse_args()
+    logging.disable(logging.WARNING)
+    device = torch.device(args.device)
+
+    model = trained_model(args.model)
+    cfg = model.config_
+    _, _, test = load_splits(dataclasses.replace(cfg.data, split_fractions=[0.0, 0.0, 1.0]), 0)
+    data = test.subset(list(range(min(args.samples, len(test)))))
+    data = data.with_labels(data.y * float("nan"))
+    prep = model.preprocessor_.transform(data)
+    t0 = time.perf_counter()
+    H, mraw = model._encode(prep, device, 4096)
+    encode_s = time.perf_counter() - t0
+    towers = [t.to(device).eval() for t in model.net_.towers]
+    n = H.shape[0]
+    with torch.inference_mode():
+        hh = [t.encode_h(H) for t in towers]
+        init = [to_state(towers[k].out_spec, mraw[k]) for k in range(2)]
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    fixed = dataclasses.replace(cfg.inference, tol=-1.0, max_iter=args.iterations)
+    early = dataclasses.replace(cfg.inference, max_iter=args.iterations)
+
+    def run_alternate(icfg):
+        out = alternate(towers, hh, init, icfg)
+        sync()
+        return out
+
+    def run_loop(variant):
+        with torch.inference_mode():
+            loop(towers, H, hh, init, args.iterations, variant)
+        sync()
+
+    rows = []
+    for variant in ("whole tower", "split first layer"):
+        rows.append((variant, best_of(lambda v=variant: run_loop(v), args.repeat)))
+    rows.append(("folded label path (molddl)", best_of(lambda: run_alternate(fixed), args.repeat)))
+    early_s = best_of(lambda: run_alternate(early), args.repeat)
+    res = run_alternate(early)
+    peak = matmul_flops()
+
+    print(f"machine: {machine()}; device {device}")
+    print(
+        f"model: {args.model} (hidden {towers[0].lin_h.out_features}, label_dim "
+        f"{towers[0].lin_y.in_features}); {n} samples, encoder once: {encode_s:.3f} s\n"
+    )
+    print(f"measured matmul peak (2048^3, fp32): {peak / 1e9:.1f} GFLOP/s\n")
+    print(
+        f"| iteration ({args.iterations} fixed) | seconds | GFLOP | GFLOP/s | of peak | speed-up |"
+    )
+    print("|---|---|---|---|---|---|")
+    base = rows[0][1]
+    for name, sec in rows:
+        key = "folded" if name.startswith("folded") else name
+        flops = 2 * n * args.iterations * sum(tower_macs(t, key) for t in towers)
+        print(
+            f"| {name} | {sec:.3f} | {flops / 1e9:.2f} | {flops / sec / 1e9:.1f} | "
+            f"{100 * flops / sec / peak:.1f} % | {base / sec:.1f}x |"
+        )
+    conv = res.converged.float().mean().item()
+    iters = res.iterations.float()
+    print(
+        f"\nearly exit (tol {early.tol}, max {args.iterations}): {early_s * 1000:.1f} ms; "
+        f"converged {100 * conv:.1f} %, iterations median {iters.median().item():.0f}, "
+        f"max {iters.max().item():.0f}"
+    )
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            run_alternate(dataclasses.replace(fixed, max_iter=200))
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8))
+
+
+if __name__ == "__main__":
+    main()
