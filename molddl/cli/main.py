@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
 from molddl._version import __version__
-from molddl.cli import benchmark as benchmark_cmd
-from molddl.cli import data as data_cmd
-from molddl.cli import demo as demo_cmd
-from molddl.cli import evaluate as evaluate_cmd
-from molddl.cli import predict as predict_cmd
-from molddl.cli import train as train_cmd
-from molddl.cli import tune as tune_cmd
 
-COMMANDS = (data_cmd, train_cmd, predict_cmd, evaluate_cmd, benchmark_cmd, demo_cmd, tune_cmd)
+#: command name -> module with ``register(subparsers)``; a command imports only its own
+#: module, so ``molddl predict`` does not pay for Optuna, matplotlib or the experiments
+COMMANDS: dict[str, str] = {
+    "data": "molddl.cli.data",
+    "train": "molddl.cli.train",
+    "predict": "molddl.cli.predict",
+    "evaluate": "molddl.cli.evaluate",
+    "benchmark": "molddl.cli.benchmark",
+    "demo": "molddl.cli.demo",
+    "tune": "molddl.cli.tune",
+}
 
 
 class UserError(Exception):
     """A problem with the user's input: printed as one line, exit status 2."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of ``only`` that one (faster start-up)."""
     parser = argparse.ArgumentParser(
         prog="molddl",
         description="Dual-Label Learning: train and predict with irregularly missing labels.",
@@ -31,14 +36,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"molddl {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for cmd in COMMANDS:
-        cmd.register(sub)
+    for name, module in COMMANDS.items():
+        if only in (None, name):
+            importlib.import_module(module).register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    named = [a for a in args_list if not a.startswith("-")][:1]
+    parser = build_parser(named[0] if named and named[0] in COMMANDS else None)
+    args = parser.parse_args(args_list)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",

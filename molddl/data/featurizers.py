@@ -90,10 +90,16 @@ def _from_portable(out: Any) -> Any:
 
 
 class PyGGraphFeaturizer(Featurizer):
-    """PyG's ``from_rdmol``: 9 categorical atom features, 3 categorical bond features.
+    """PyG's molecular graph features (``torch_geometric.utils.from_rdmol``): 9 categorical
+    atom features, 3 categorical bond features, both directions of every bond.
 
-    Node features are integer category indices (shape ``N x 9``), embedded by the encoder
-    with one table per column; :attr:`node_cardinalities` gives the table sizes.
+    Node features are integer category indices (shape ``N x 9``) into PyG's own ``x_map`` /
+    ``e_map`` tables, embedded by the encoder with one table per column
+    (:attr:`node_cardinalities` gives their sizes). The output equals ``from_rdmol``'s
+    exactly; the lookups are dictionaries built once instead of ``list.index`` over
+    stringified enums, which made ``from_rdmol`` the slowest step of screening (see
+    ``benchmarks/featurization.py``). A value outside PyG's tables makes the molecule
+    invalid (reported) instead of raising.
     """
 
     name = "pyg"
@@ -107,12 +113,63 @@ class PyGGraphFeaturizer(Featurizer):
         self.edge_cardinalities = [len(v) for v in e_map.values()]
         self.node_dim = len(self.node_cardinalities)
         self.edge_dim = len(self.edge_cardinalities)
+        self._x_index = [{v: i for i, v in enumerate(vals)} for vals in x_map.values()]
+        self._e_index = [{v: i for i, v in enumerate(vals)} for vals in e_map.values()]
+        self._enum_index: dict[object, int] = {}  # RDKit enum value -> index, filled lazily
 
-    def _featurize_one(self, mol) -> Data:
-        from torch_geometric.utils.smiles import from_rdmol
+    def _enum(self, table: dict, value) -> int:
+        key = (id(table), value)
+        idx = self._enum_index.get(key)
+        if idx is None:
+            idx = self._enum_index[key] = table[str(value)]
+        return idx
 
-        data = from_rdmol(mol)
-        return Data(x=data.x, edge_index=data.edge_index, edge_attr=data.edge_attr)
+    def _featurize_one(self, mol) -> Data | None:
+        xi, ei, en = self._x_index, self._e_index, self._enum
+        try:
+            x = [
+                (
+                    xi[0][a.GetAtomicNum()],
+                    en(xi[1], a.GetChiralTag()),
+                    xi[2][a.GetTotalDegree()],
+                    xi[3][a.GetFormalCharge()],
+                    xi[4][a.GetTotalNumHs()],
+                    xi[5][a.GetNumRadicalElectrons()],
+                    en(xi[6], a.GetHybridization()),
+                    int(a.GetIsAromatic()),
+                    int(a.IsInRing()),
+                )
+                for a in mol.GetAtoms()
+            ]
+            bonds = [
+                (
+                    b.GetBeginAtomIdx(),
+                    b.GetEndAtomIdx(),
+                    en(ei[0], b.GetBondType()),
+                    en(ei[1], b.GetStereo()),
+                    int(b.GetIsConjugated()),
+                )
+                for b in mol.GetBonds()
+            ]
+        except KeyError:
+            return None
+        n = len(x)
+        if bonds:
+            b = np.asarray(bonds, dtype=np.int64)
+            src = np.concatenate([b[:, 0], b[:, 1]])
+            dst = np.concatenate([b[:, 1], b[:, 0]])
+            attr = np.concatenate([b[:, 2:], b[:, 2:]])
+            perm = np.argsort(src * n + dst, kind="stable")
+            edge_index = np.stack([src[perm], dst[perm]])
+            edge_attr = attr[perm]
+        else:
+            edge_index = np.zeros((2, 0), dtype=np.int64)
+            edge_attr = np.zeros((0, 3), dtype=np.int64)
+        return Data(
+            x=torch.from_numpy(np.asarray(x, dtype=np.int64).reshape(-1, 9)),
+            edge_index=torch.from_numpy(edge_index),
+            edge_attr=torch.from_numpy(edge_attr),
+        )
 
 
 class DeepChemGraphFeaturizer(Featurizer):

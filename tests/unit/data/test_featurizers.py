@@ -310,3 +310,21 @@ def test_dataset_subset_keeps_graphs_aligned(tox21_featurized):
         _assert_same_graph(sub.graphs[j], kept.graphs[i])
         assert sub.smiles[j] == kept.smiles[i]
     np.testing.assert_array_equal(sub.y, kept.y[index])
+
+
+def test_pyg_featurizer_equals_pygs_from_rdmol(data_dir):
+    """molddl's faster lookups give PyG's own features, tensor for tensor."""
+    from torch_geometric.utils.smiles import from_rdmol
+
+    from molddl.data.featurizers import parse_smiles
+
+    smiles = load_tox21(data_dir=data_dir).smiles[:800]
+    featurizer = PyGGraphFeaturizer()
+    for s in smiles:
+        mol = parse_smiles(s)
+        if mol is None:
+            continue
+        ours, ref = featurizer._featurize_one(mol), from_rdmol(mol)
+        assert torch.equal(ours.x, ref.x), s
+        assert torch.equal(ours.edge_index, ref.edge_index), s
+        assert torch.equal(ours.edge_attr, ref.edge_attr), s
