@@ -39,7 +39,8 @@ class InvalidSmiles:
     smiles: str
 
     def __str__(self) -> str:
-        return f"row {self.row} (id {self.id}): {self.smiles!r}"
+        shown = self.smiles if len(self.smiles) <= 60 else self.smiles[:57] + "..."
+        return f"row {self.row} (id {self.id}): {shown!r}"
 
 
 class InvalidSmilesError(ValueError):
@@ -128,11 +129,13 @@ def featurize_dataset(
     if invalid:
         if strict:
             raise InvalidSmilesError(invalid)
+        more = f"; and {len(invalid) - 10} more" if len(invalid) > 10 else ""
         logger.warning(
-            "%s: skipping %d invalid SMILES: %s",
+            "%s: skipping %d invalid SMILES: %s%s",
             data.name,
             len(invalid),
-            "; ".join(str(i) for i in invalid),
+            "; ".join(str(i) for i in invalid[:10]),
+            more,
         )
     if not valid.any():
         raise InvalidSmilesError(invalid)
