@@ -25,10 +25,10 @@ import lightning as L
 import numpy as np
 import torch
 
-from molddl.config import Config
 from molddl.data.dataset import DualLabelDataset
 from molddl.evaluation.metrics import get_metric
 from molddl.evaluation.reveal import REVEAL_MODES, evaluate
+from molddl.models.base import ConfiguredEstimator
 from molddl.models.nets import ConditionalNet
 from molddl.models.preprocess import Prepared, Preprocessor
 from molddl.models.training import ConditionalModule, fit_module, loader
@@ -49,18 +49,10 @@ def _both_labels(p: Prepared) -> Prepared:
     return p.subset(~torch.isnan(p.y).any(dim=1).numpy())
 
 
-class Baseline:
+class Baseline(ConfiguredEstimator):
     """Common machinery: preprocessing, stage training, stage prediction, evaluation."""
 
     name: ClassVar[str]
-
-    def __init__(self, config: Config | dict | None = None) -> None:
-        self.config = config
-
-    @property
-    def config_(self) -> Config:
-        c = self.config
-        return c if isinstance(c, Config) else Config.from_dict(c)
 
     # -- stages
     def _train(

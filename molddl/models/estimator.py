@@ -20,6 +20,7 @@ from molddl.data.splits import random_split
 from molddl.evaluation.reveal import REVEAL_MODES, evaluate
 from molddl.inference.alternate import alternate, direct
 from molddl.io import atomic_path
+from molddl.models.base import ConfiguredEstimator
 from molddl.models.losses import dual_available
 from molddl.models.nets import DualTowerNet, MarginalNet
 from molddl.models.preprocess import Prepared, Preprocessor
@@ -64,7 +65,7 @@ class Prediction:
     converged: np.ndarray
 
 
-class DualLabelModel:
+class DualLabelModel(ConfiguredEstimator):
     """Dual-Label Learning on two labels that are irregularly missing.
 
     Parameters
@@ -79,14 +80,7 @@ class DualLabelModel:
     >>> scores = model.evaluate(test)      # the four reveal tasks of SPEC §6
     """
 
-    def __init__(self, config: Config | dict | None = None) -> None:
-        self.config = config
-
     # ---------------------------------------------------------------- training
-    @property
-    def config_(self) -> Config:
-        c = self.config
-        return c if isinstance(c, Config) else Config.from_dict(c)
 
     def fit(
         self,
