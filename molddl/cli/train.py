@@ -53,8 +53,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = resolve_config(args)
     scale = {"devices": args.devices, "num_nodes": args.num_nodes, "strategy": args.strategy}
     scale = {k: v for k, v in scale.items() if v is not None}
+    bar = cfg.train.progress_bar or sys.stderr.isatty()  # a bar for people, none in logs
     cfg = dataclasses.replace(
-        cfg, train=dataclasses.replace(cfg.train, log_dir=str(out / "logs"), **scale)
+        cfg,
+        train=dataclasses.replace(cfg.train, log_dir=str(out / "logs"), progress_bar=bar, **scale),
     )
     train, val, test = load_splits(cfg.data, cfg.seed)
     atomic_write_text(out / "config.yaml", cfg.to_yaml())
