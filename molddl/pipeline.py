@@ -13,8 +13,9 @@ from molddl.data.masking import apply_missingness
 from molddl.data.splits import split_dataset
 
 
-def load_data(cfg: DataConfig) -> DualLabelDataset:
-    """The dataset a config names, with its label columns; molecules come featurized."""
+def load_data(cfg: DataConfig, featurize: bool = True) -> DualLabelDataset:
+    """The dataset a config names, with its label columns; molecules come featurized unless
+    ``featurize`` is false."""
     kwargs: dict = {}
     if cfg.dataset not in LOADERS:
         kwargs = {
@@ -26,7 +27,7 @@ def load_data(cfg: DataConfig) -> DualLabelDataset:
         if not Path(cfg.dataset).exists():
             raise FileNotFoundError(f"data.dataset: file {cfg.dataset} does not exist")
     data = load_dataset(cfg.dataset, labels=cfg.labels, data_dir=cfg.data_dir, **kwargs)
-    if data.is_molecular:
+    if data.is_molecular and featurize:
         # featurize once, here: invalid SMILES are reported once (or stop the run under
         # strict_smiles) and no part of the split holds a molecule that cannot be scored
         data, _ = featurize_dataset(

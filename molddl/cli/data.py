@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 import numpy as np
 
+from molddl.config import Config
 from molddl.data.featurizers import parse_smiles
 from molddl.data.loaders import load_dataset
 from molddl.data.masking import mask_labels
+from molddl.pipeline import load_data
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +23,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="print the D12 / D1 / D2 / D0 partition of a dataset",
         description="Print the partition table (SPEC §1), label statistics and input problems.",
     )
-    d.add_argument("dataset", help="tox21, higgs, mof, or a path to a CSV / Parquet file")
+    d.add_argument(
+        "dataset",
+        nargs="?",
+        help="tox21, higgs, mof, synthetic, or a path to a CSV / Parquet file",
+    )
+    d.add_argument(
+        "--config", help="take dataset, labels, columns and missing rate from this YAML config"
+    )
     d.add_argument("--labels", nargs="+", help="label columns (default: the dataset's pair)")
     d.add_argument(
         "--data-dir", help="folder holding the data files (default: $MOLDDL_DATA_DIR, then cache)"
@@ -36,7 +46,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def describe(args: argparse.Namespace) -> int:
-    data = load_dataset(args.dataset, labels=args.labels, data_dir=args.data_dir)
+    if getattr(args, "config", None):
+        cfg = Config.from_yaml(args.config).data
+        if args.dataset:
+            cfg = dataclasses.replace(cfg, dataset=args.dataset)
+        if args.labels:
+            cfg = dataclasses.replace(cfg, labels=args.labels)
+        if args.data_dir:
+            cfg = dataclasses.replace(cfg, data_dir=args.data_dir)
+        data = load_data(cfg, featurize=False)
+        if not args.missing_rate and cfg.missing_rate:
+            args.missing_rate = cfg.missing_rate
+    elif args.dataset:
+        data = load_dataset(args.dataset, labels=args.labels, data_dir=args.data_dir)
+    else:
+        raise ValueError("name a dataset or give --config")
     out = sys.stdout
     kind = "molecules (SMILES)" if data.is_molecular else f"{len(data.feature_names)} features"
     out.write(f"dataset {data.name}: {len(data)} samples, {kind}\n")

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from molddl.cli.options import add_config_options, resolve_config
+from molddl.cli.options import (
+    add_config_options,
+    apply_runtime_overrides,
+    config_path_beside,
+    resolve_config,
+)
 from molddl.data.loaders import dataset_from_frame, read_table
-from molddl.io import atomic_write
+from molddl.io import atomic_write, atomic_write_text
 from molddl.models.estimator import DualLabelModel
 from molddl.pipeline import load_splits
 
@@ -86,9 +92,11 @@ def model_inputs(
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.input and (args.config or args.overrides or args.data_dir):
-        raise ValueError("give either --input or --config / --set / --data-dir, not both")
+    if args.input and (args.config or args.data_dir):
+        raise ValueError("give either --input or --config / --data-dir, not both")
     model = DualLabelModel.load(args.model)
+    if args.input:
+        apply_runtime_overrides(model, args.overrides)
     if args.input:
         df = read_table(args.input)
         inputs = model_inputs(model, list(df.columns), args.smiles_column, str(args.input))
@@ -104,8 +112,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         cfg = resolve_config(args, model.config_.to_dict())
         data = load_splits(cfg.data, cfg.seed)[2]
+        # inference settings may change after training; the trained parts may not
+        model.config = dataclasses.replace(
+            model.config_, inference=cfg.inference, device=cfg.device
+        )
     table = model.evaluate(data)
     sys.stdout.write(reveal_text(table))
     if args.output:
         atomic_write(args.output, lambda fh: table.to_csv(fh, index=False))
+        atomic_write_text(config_path_beside(args.output), model.config_.to_yaml())
     return 0

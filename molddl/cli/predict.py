@@ -25,6 +25,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from molddl._version import __version__
 from molddl.cli.evaluate import model_inputs
+from molddl.cli.options import add_runtime_options, apply_runtime_overrides, config_path_beside
 from molddl.data.loaders import dataset_from_frame
 from molddl.io import atomic_write, atomic_write_text
 from molddl.models.estimator import DualLabelModel
@@ -69,6 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=os.cpu_count() or 1,
         help="processes that featurize molecules (default: the number of CPU cores)",
     )
+    add_runtime_options(p)
     p.set_defaults(run=run)
 
 
@@ -172,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
     if head.empty:
         raise ValueError(f"input file {input_path} has a header but no data rows")
     model = DualLabelModel.load(args.model)
+    cfg = apply_runtime_overrides(model, args.overrides)
     inputs = model_inputs(model, list(head.columns), args.smiles_column, str(input_path))
     stat = input_path.stat()
     manifest = {
@@ -182,6 +185,8 @@ def run(args: argparse.Namespace) -> int:
         "model_sha256": _sha256(Path(args.model)),
         "inputs": inputs,
         "molddl_version": __version__,
+        "inference": cfg.to_dict()["inference"],
+        "device": cfg.device,
     }
     parts_dir = output.with_name(output.name + ".parts")
     done = _open_parts(parts_dir, manifest)
@@ -217,6 +222,7 @@ def run(args: argparse.Namespace) -> int:
             )
             raise
     _concatenate(parts, output)
+    atomic_write_text(config_path_beside(output), cfg.to_yaml())
     shutil.rmtree(parts_dir)
     sys.stdout.write(f"predictions for {input_path} written to {output}\n")
     return 0

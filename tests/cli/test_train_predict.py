@@ -15,6 +15,7 @@ import torch
 
 from molddl.cli import predict as predict_cmd
 from molddl.cli.main import main
+from molddl.config import Config
 
 REPO = Path(__file__).resolve().parents[2]
 LABELS = ["SR-ARE", "SR-MMP"]
@@ -125,6 +126,20 @@ def test_predict_without_label_columns_uses_alternate_inference(trained, tmp_pat
     valid = out["error"].isna()
     assert (out.loc[valid, "SR-ARE_source"] == "alternate").all()
     assert (out.loc[valid, "SR-MMP_source"] == "alternate").all()
+
+
+def test_predict_takes_inference_overrides_and_writes_its_config(trained, tmp_path, capsys):
+    path = tmp_path / "smiles_only.csv"
+    pd.DataFrame({"smiles": ["CCO", "c1ccccc1O", "CC(=O)N"]}).to_csv(path, index=False)
+    out = _predict(trained, path, tmp_path / "p.csv", "--set", "inference.max_iter=0")
+    # no iteration allowed: the unknown labels stay at the marginal model's prediction
+    assert (out["SR-ARE_source"] == "marginal").all() and (out["iterations"] == 0).all()
+    beside = Config.from_yaml(tmp_path / "p.csv.config.yaml")
+    assert beside.inference.max_iter == 0
+    rc = main(["predict", "--model", str(trained["model"]), "--input", str(path),
+               "--output", str(tmp_path / "q.csv"), "--set", "model.hidden=8"])  # fmt: skip
+    assert rc == 2
+    assert "'model.hidden'" in _one_line_error(capsys)
 
 
 def test_predict_resumes_after_an_interruption(trained, tmp_path, monkeypatch, caplog):
