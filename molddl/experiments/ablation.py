@@ -42,8 +42,13 @@ def ablation(
     out_dir: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
+    settings = {"experiment": "ablation", "config": cfg.to_dict()}
     tidy = run_cells(
-        [f"seed{s}" for s in seeds], lambda k: run_seed(cfg, int(k[4:])), out_dir, progress
+        [f"seed{s}" for s in seeds],
+        lambda k: run_seed(cfg, int(k[4:])),
+        out_dir,
+        progress,
+        settings,
     )
     tidy = tidy.rename(columns={"method": "mode"})
     n = tidy["seed"].nunique()

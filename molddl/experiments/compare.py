@@ -99,7 +99,10 @@ def compare(
     if unknown:  # fail before the first seed trains, not after
         raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
     keys = [f"seed{s}" for s in seeds]
-    tidy = run_cells(keys, lambda k: run_seed(cfg, int(k[4:]), methods), out_dir, progress)
+    settings = {"experiment": "compare", "config": cfg.to_dict(), "methods": list(methods)}
+    tidy = run_cells(
+        keys, lambda k: run_seed(cfg, int(k[4:]), methods), out_dir, progress, settings
+    )
     write_outputs(out_dir, tidy, summary_markdown(tidy), cfg, lambda: figure(tidy))
     return tidy
 

@@ -69,11 +69,17 @@ def convergence(
     iterations: Sequence[int] = ITERATIONS,
     progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
+    settings = {
+        "experiment": "convergence",
+        "config": cfg.to_dict(),
+        "iterations": list(iterations),
+    }
     tidy = run_cells(
         [f"seed{s}" for s in seeds],
         lambda k: run_seed(cfg, int(k[4:]), iterations),
         out_dir,
         progress,
+        settings,
     )
     n = tidy["seed"].nunique()
     md = f"mean ± std over {n} seed(s)\n\n" + to_markdown(

@@ -40,7 +40,12 @@ def missing_rate(
         return out
 
     keys = [f"rate{r:g}-seed{s}" for r in rates for s in seeds]
-    tidy = run_cells(keys, cell, out_dir, progress)
+    settings = {
+        "experiment": "missing-rate",
+        "config": cfg.to_dict(),
+        "methods": list(methods),
+    }  # rates, like seeds, are separate cells and may be added later
+    tidy = run_cells(keys, cell, out_dir, progress, settings)
     n = tidy["seed"].nunique()
     md = f"mean ± std over {n} seed(s)\n\n" + to_markdown(
         mean_std_table(tidy, ["task", "method", "missing_rate"])

@@ -7,6 +7,7 @@ cells back instead of recomputing them, so a killed run picks up where it stoppe
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,13 +21,41 @@ from molddl.io import atomic_path, atomic_write_text
 logger = logging.getLogger(__name__)
 
 
+MANIFEST = "manifest.json"
+
+
+def check_manifest(out_dir: Path, settings: dict) -> None:
+    """Cells may only be reused by a run with the same settings (seeds aside): a folder from
+    another config, method list or sweep is refused rather than silently mixed in."""
+    path = out_dir / MANIFEST
+    current = json.loads(json.dumps(settings, default=str))
+    if path.exists():
+        stored = json.loads(path.read_text())
+        if stored != current:
+            changed = sorted(
+                k for k in set(stored) | set(current) if stored.get(k) != current.get(k)
+            )
+            raise ValueError(
+                f"{out_dir} holds results of a run with other settings ({', '.join(changed)} "
+                f"differ); choose another --output or remove that folder"
+            )
+    else:
+        if (out_dir / "cells").exists():  # written before manifests existed
+            logger.warning("%s has cells but no %s: adopting them for this run", out_dir, MANIFEST)
+        atomic_write_text(path, json.dumps(current, indent=2, sort_keys=True) + "\n")
+
+
 def run_cells(
     keys: Sequence[str],
     compute: Callable[[str], pd.DataFrame],
     out_dir: str | Path | None,
     progress: Callable[[str], None] | None = None,
+    settings: dict | None = None,
 ) -> pd.DataFrame:
-    """Compute (or read back) every cell and concatenate them."""
+    """Compute (or read back) every cell and concatenate them. ``settings`` (the resolved
+    config and the experiment's options, not the seeds) guard the reuse of cells."""
+    if out_dir is not None:
+        check_manifest(Path(out_dir), settings or {})
     frames = []
     for key in keys:
         path = Path(out_dir) / "cells" / f"{key}.csv" if out_dir else None

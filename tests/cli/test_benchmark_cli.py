@@ -68,3 +68,15 @@ def test_convergence_reports_fraction_converged_per_budget(table, tmp_path):
     assert sorted(conv["iterations"].unique()) == [1, 50]
     assert np.all((conv["value"] >= 0) & (conv["value"] <= 1))
     assert (conv[conv["iterations"] == 1]["value"] == 0).all()  # one step cannot show a fixed point
+
+
+def test_a_rerun_with_other_settings_is_refused_not_mixed(table, tmp_path, capsys):
+    out = tmp_path / "m"
+    _run(table, "compare", out, "--methods", "DLL")
+    args = [
+        "benchmark", "compare", "--quick", "--seeds", "0", "--output", str(out),
+        "--set", f"data.dataset={table}", "--set", "data.labels=[y1, y2]",
+        "--set", "data.missing_rate=0.4", "--set", "model.encoder=mlp", "--methods", "DLL", "MT",
+    ]  # fmt: skip
+    assert main(args) == 2
+    assert "methods" in capsys.readouterr().err
