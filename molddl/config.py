@@ -109,6 +109,9 @@ class InferenceConfig:
     """``y ← (1 - damping) · new + damping · old``; 0 is the paper's plain iteration."""
     init: Literal["marginal", "prior"] = "marginal"
     batch_size: int = 4096
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """Precision of the encoder pass at prediction (autocast; fp16 needs CUDA). The
+    iterations run in fp32: a tolerance of 1e-4 means nothing in half precision."""
 
 
 @dataclass(slots=True)

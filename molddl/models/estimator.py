@@ -149,15 +149,22 @@ class DualLabelModel(ConfiguredEstimator):
             raise RuntimeError("this DualLabelModel is not fitted yet: call fit() or load()")
 
     @torch.inference_mode()
-    def _encode(self, data: Prepared, device: torch.device, batch_size: int):
-        """``h`` from the dual encoder and the marginal raw outputs, once per sample."""
+    def _encode(
+        self, data: Prepared, device: torch.device, batch_size: int, precision: str = "fp32"
+    ):
+        """``h`` from the dual encoder and the marginal raw outputs, once per sample, in fp32
+        (computed under autocast when ``precision`` is bf16 / fp16)."""
+        if precision == "fp16" and device.type != "cuda":
+            raise ValueError("inference.precision fp16 needs a CUDA device; use bf16 on CPU")
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
         H, M = [], [[], []]
         net, marg = self.net_.to(device).eval(), self.marginal_.to(device).eval()
         for batch in loader(data, batch_size, shuffle=False):
             x = batch[0].to(device)
-            H.append(net.encoder(x))
-            for k, r in enumerate(marg(x)):
-                M[k].append(r)
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                H.append(net.encoder(x).float())
+                for k, r in enumerate(marg(x)):
+                    M[k].append(r.float())
         return torch.cat(H), [torch.cat(m) for m in M]
 
     def _prior(self, k: int, n: int, device) -> torch.Tensor:
@@ -175,7 +182,7 @@ class DualLabelModel(ConfiguredEstimator):
         cfg = self.config_
         icfg = inference or cfg.inference
         device = resolve_device(cfg.device)
-        H, mraw = self._encode(data, device, icfg.batch_size)
+        H, mraw = self._encode(data, device, icfg.batch_size, icfg.precision)
         labels = self.preprocessor_.labels
         n = len(data)
         y = data.y.to(device)
