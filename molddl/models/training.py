@@ -176,8 +176,12 @@ class DLLModule(_Module):
 
     def training_step(self, batch, batch_idx):
         terms, _, y = self._terms(batch)
-        if not terms["loss"].requires_grad:
-            return None  # a batch of D0 members only: no label, nothing to learn (no step)
+        if not terms["loss"].requires_grad:  # a batch of D0 members only: nothing to learn
+            if self.trainer.world_size == 1:
+                return None  # skip the step
+            # under DDP every rank must run backward for the gradient all-reduce: a zero
+            # loss tied to the weights keeps the ranks in step
+            return sum(p.sum() for p in self.net.parameters()) * 0.0
         self._log_terms("train", terms, len(y))
         return terms["loss"]
 
