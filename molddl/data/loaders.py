@@ -260,7 +260,8 @@ def load_higgs(
     """The real HIGGS sample (10,984 events): by default the 21 low-level features as
     inputs and the invariant masses ``m_jj`` / ``m_jjj`` as regression labels.
 
-    ``features`` is ``"low"`` (21), ``"all"`` (every column that is not a label) or a list.
+    ``features`` is ``"low"`` (21), ``"all"`` (the 28 kinematic columns that are not labels;
+    never the signal/background ``label``) or a list.
     ``file`` picks ``higgs`` (near-full precision) or ``higgs_h2o_train`` / ``higgs_h2o_test``
     (3 significant digits, columns renamed to the UCI names).
     """
@@ -270,8 +271,8 @@ def load_higgs(
         df = df.rename(columns=dict(zip(df.columns, names, strict=True)))
     if features == "low":
         cols = [c for c in HIGGS_LOW_LEVEL if c not in labels]
-    elif features == "all":
-        cols = [c for c in df.columns if c not in labels]
+    elif features == "all":  # the 28 kinematic features; the signal/background class is a label
+        cols = [c for c in (*HIGGS_LOW_LEVEL, *HIGGS_HIGH_LEVEL) if c not in labels]
     else:
         cols = list(features)
     return dataset_from_frame(
