@@ -13,7 +13,7 @@ import torch
 
 from molddl._version import __version__
 from molddl.data.dataset import DualLabelDataset
-from molddl.data.featurizers import Featurizer
+from molddl.data.featurizers import Featurizer, parse_smiles
 from molddl.data.graphs import GraphStore
 from molddl.io import atomic_path
 
@@ -32,15 +32,19 @@ class InvalidSmiles:
         The sample's id.
     smiles
         The rejected string.
+    reason
+        ``"RDKit rejects it"``, or why a parsed molecule could not be featurized.
     """
 
     row: int
     id: str
     smiles: str
+    reason: str = "RDKit rejects it"
 
     def __str__(self) -> str:
         shown = self.smiles if len(self.smiles) <= 60 else self.smiles[:57] + "..."
-        return f"row {self.row} (id {self.id}): {shown!r}"
+        why = "" if self.reason == "RDKit rejects it" else f" ({self.reason})"
+        return f"row {self.row} (id {self.id}): {shown!r}{why}"
 
 
 class InvalidSmilesError(ValueError):
@@ -123,7 +127,14 @@ def featurize_dataset(
                 torch.save(stored, tmp)
     valid = stored["valid"].numpy()
     invalid = [
-        InvalidSmiles(int(data.row[i]) + 1, str(data.ids[i]), str(data.smiles[i]))
+        InvalidSmiles(
+            int(data.row[i]) + 1,
+            str(data.ids[i]),
+            str(data.smiles[i]),
+            "RDKit rejects it"
+            if parse_smiles(str(data.smiles[i])) is None
+            else f"parsed, but the {featurizer.name} featurizer cannot featurize it",
+        )
         for i in np.flatnonzero(~valid)
     ]
     if invalid:

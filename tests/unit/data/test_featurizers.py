@@ -328,3 +328,22 @@ def test_pyg_featurizer_equals_pygs_from_rdmol(data_dir):
         assert torch.equal(ours.x, ref.x), s
         assert torch.equal(ours.edge_index, ref.edge_index), s
         assert torch.equal(ours.edge_attr, ref.edge_attr), s
+
+
+def test_a_parsed_molecule_a_featurizer_refuses_says_why(tmp_path):
+    """DeepChem's graph featurizer refuses bond-less molecules; the report tells it apart
+    from a SMILES RDKit rejects."""
+    from molddl.data.dataset import DualLabelDataset
+    from molddl.data.labels import LabelSpec
+
+    data = DualLabelDataset(
+        y=np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]),
+        labels=(LabelSpec("a", "binary"), LabelSpec("b", "binary")),
+        ids=np.array(["x", "y", "z"]),
+        row=np.arange(3),
+        smiles=np.array(["CCO", "C", "C1CC(N"]),
+    )
+    _, invalid = featurize_dataset(data, DeepChemGraphFeaturizer(), cache_dir=tmp_path)
+    reasons = {i.smiles: i.reason for i in invalid}
+    assert reasons["C1CC(N"] == "RDKit rejects it"
+    assert "deepchem featurizer" in reasons["C"]
