@@ -109,6 +109,10 @@ class InferenceConfig:
     """``y ← (1 - damping) · new + damping · old``; 0 is the paper's plain iteration."""
     init: Literal["marginal", "prior"] = "marginal"
     batch_size: int = 4096
+    max_abs_z: float = 10.0
+    """Divergence guard: an unconverged sample whose value label ends more than this many
+    training standard deviations from the training mean gets the marginal prediction
+    (source ``marginal``) instead of the runaway iterate."""
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     """Precision of the encoder pass at prediction (autocast; fp16 needs CUDA). The
     iterations run in fp32: a tolerance of 1e-4 means nothing in half precision."""

@@ -65,6 +65,17 @@ class Prediction:
     converged: np.ndarray
 
 
+def diverged_samples(labels, states, converged, max_abs_z: float) -> torch.Tensor:
+    """Unconverged samples whose value label left the data's scale: a standardised value
+    beyond ``max_abs_z`` (or not finite). Class states are probabilities and cannot
+    diverge."""
+    out = torch.zeros_like(converged)
+    for spec, s in zip(labels, states, strict=True):
+        if not spec.is_class:
+            out |= ~torch.isfinite(s[:, 0]) | (s[:, 0].abs() > max_abs_z)
+    return out & ~converged
+
+
 class DualLabelModel(ConfiguredEstimator):
     """Dual-Label Learning on two labels that are irregularly missing.
 
@@ -211,10 +222,13 @@ class DualLabelModel(ConfiguredEstimator):
             else:
                 init = [self._prior(k, int(none.sum()), device) for k in range(2)]
             res = alternate(towers, [hh[0][none], hh[1][none]], init, icfg)
-            for k in range(2):
+            diverged = diverged_samples(labels, res.states, res.converged, icfg.max_abs_z)
+            for k in range(2):  # a diverged pair falls back to the marginal prediction
+                res.states[k][diverged] = marg_states[k][none][diverged]
                 states[k][none] = res.states[k]
-            rows = none.cpu().numpy()
+            rows = np.flatnonzero(none.cpu().numpy())
             source[rows] = "alternate"
+            source[rows[diverged.cpu().numpy()]] = "marginal"
             iterations[rows] = res.iterations.cpu().numpy()
             converged[rows] = res.converged.cpu().numpy()
         return Prediction([s.cpu() for s in states], source, iterations, converged)

@@ -165,3 +165,13 @@ def test_direct_uses_the_precomputed_h_part():
     h, s = torch.randn(3, 4), torch.rand(3, 1)
     with torch.no_grad():
         torch.testing.assert_close(direct(tower, tower.encode_h(h), s), torch.sigmoid(tower(h, s)))
+
+
+def test_divergence_guard_flags_only_unconverged_runaway_values():
+    from molddl.models.estimator import diverged_samples
+
+    states = [torch.tensor([[0.2], [0.9], [0.5], [0.1]]),  # binary: never flagged
+              torch.tensor([[1e5], [0.3], [float("nan")], [1e5]])]  # fmt: skip
+    converged = torch.tensor([False, False, False, True])
+    flagged = diverged_samples((BIN, REG), states, converged, max_abs_z=10.0)
+    assert flagged.tolist() == [True, False, True, False]
