@@ -10,7 +10,14 @@ import pandas as pd
 from molddl.config import Config
 from molddl.experiments.compare import figure as bars
 from molddl.experiments.compare import score
-from molddl.experiments.runner import mean_std_table, run_cells, seeded, to_markdown, write_outputs
+from molddl.experiments.runner import (
+    mean_std_table,
+    run_cells,
+    seeded,
+    tagged,
+    to_markdown,
+    write_outputs,
+)
 from molddl.models.estimator import DualLabelModel
 from molddl.pipeline import load_splits
 
@@ -30,10 +37,7 @@ def run_seed(cfg: Config, seed: int) -> pd.DataFrame:
             model = DualLabelModel(seeded(cfg, seed, train={"losses": losses}))
             model.fit(train, val, marginal=full.marginal_)
         predictors[mode] = lambda d, m=model: m.predict_arrays(d, "dll")
-    out = score(predictors, val, test)
-    out.insert(0, "seed", seed)
-    out.insert(0, "dataset", cfg.data.dataset)
-    return out
+    return tagged(score(predictors, val, test), cfg, seed)
 
 
 def ablation(

@@ -18,6 +18,7 @@ from molddl.experiments.runner import (
     mean_std_table,
     run_cells,
     seeded,
+    tagged,
     to_markdown,
     write_outputs,
 )
@@ -81,10 +82,7 @@ def run_seed(cfg: Config, seed: int, methods: Sequence[str]) -> pd.DataFrame:
     run_cfg = seeded(cfg, seed)
     train, val, test = load_splits(run_cfg.data, seed)
     predictors = fit_methods(run_cfg, methods, train, val)
-    out = score({m: predictors[m] for m in methods}, val, test)
-    out.insert(0, "seed", seed)
-    out.insert(0, "dataset", cfg.data.dataset)
-    return out
+    return tagged(score({m: predictors[m] for m in methods}, val, test), cfg, seed)
 
 
 def compare(

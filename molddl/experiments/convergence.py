@@ -18,6 +18,7 @@ from molddl.experiments.runner import (
     mean_std_table,
     run_cells,
     seeded,
+    tagged,
     to_markdown,
     write_outputs,
 )
@@ -56,10 +57,7 @@ def run_seed(cfg: Config, seed: int, iterations: Sequence[int]) -> pd.DataFrame:
             }
         )
         rows += [table, extra]
-    out = pd.concat(rows, ignore_index=True)
-    out.insert(0, "seed", seed)
-    out.insert(0, "dataset", cfg.data.dataset)
-    return out
+    return tagged(pd.concat(rows, ignore_index=True), cfg, seed)
 
 
 def convergence(

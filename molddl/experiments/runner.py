@@ -81,6 +81,13 @@ def seeded(cfg: Config, seed: int, **sections: dict) -> Config:
     return Config.from_dict(d)
 
 
+def tagged(frame: pd.DataFrame, cfg: Config, seed: int) -> pd.DataFrame:
+    """A cell's rows led by their dataset and seed columns (the tidy layout)."""
+    frame.insert(0, "seed", seed)
+    frame.insert(0, "dataset", cfg.data.dataset)
+    return frame
+
+
 def mean_std_table(
     tidy: pd.DataFrame, index: Sequence[str], columns: str = "metric"
 ) -> pd.DataFrame:
