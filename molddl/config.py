@@ -198,6 +198,11 @@ class Config:
     tune: TuneConfig = field(default_factory=TuneConfig)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    methods: list[Literal["DLL", "MT", "ID", "COL", "SSL", "LS", "DSML"]] = field(
+        default_factory=lambda: ["DLL", "MT", "ID", "COL", "SSL", "LS", "DSML"]
+    )
+    """Methods ``molddl benchmark compare / missing-rate`` runs (DLL and SPEC §5's
+    baselines), unless ``--methods`` names others."""
 
     def __post_init__(self) -> None:
         for key, spec in self.tune.space.items():

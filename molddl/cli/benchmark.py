@@ -46,7 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Single-y1, Single-y2, Double-y1, Double-y2 for every method, mean ± std.",
     )
     common(c, [0, 1, 2, 3, 4])
-    c.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    c.add_argument(
+        "--methods", nargs="+", choices=list(METHODS), help="methods (default: config 'methods')"
+    )
     c.set_defaults(run=run)
 
     m = bsub.add_parser(
@@ -55,7 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Hide each label of train/val at every rate, then compare the methods.",
     )
     common(m, [0, 1, 2, 3, 4])
-    m.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    m.add_argument(
+        "--methods", nargs="+", choices=list(METHODS), help="methods (default: config 'methods')"
+    )
     m.add_argument("--rates", type=float, nargs="+", default=list(RATES), help="missing rates")
     m.set_defaults(run=run)
 
@@ -81,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     if args.quick:
         args.overrides = QUICK + list(args.overrides)
     cfg: Config = resolve_config(args)
+    if hasattr(args, "methods") and not args.methods:
+        args.methods = list(cfg.methods)
     name = args.benchmark_command
     if name == "compare":
         n = len(args.seeds)

@@ -29,6 +29,7 @@ def check_manifest(out_dir: Path, settings: dict) -> None:
     another config, method list or sweep is refused rather than silently mixed in."""
     path = out_dir / MANIFEST
     current = json.loads(json.dumps(settings, default=str))
+    current.get("config", {}).pop("methods", None)  # recorded apart where it matters
     if path.exists():
         stored = json.loads(path.read_text())
         if stored != current:

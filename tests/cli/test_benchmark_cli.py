@@ -80,3 +80,8 @@ def test_a_rerun_with_other_settings_is_refused_not_mixed(table, tmp_path, capsy
     ]  # fmt: skip
     assert main(args) == 2
     assert "methods" in capsys.readouterr().err
+
+
+def test_methods_are_selectable_by_name_in_the_config(table, tmp_path):
+    tidy = _run(table, "compare", tmp_path / "k", "--set", "methods=[MT, LS]")
+    assert sorted(tidy["method"].unique()) == ["LS", "MT"]
