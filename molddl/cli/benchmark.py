@@ -34,21 +34,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     bsub = p.add_subparsers(dest="benchmark_command", metavar="EXPERIMENT", required=True)
 
-    def common(q: argparse.ArgumentParser, seeds: list[int]) -> None:
+    def common(q: argparse.ArgumentParser, seeds: list[int], methods: bool = False) -> None:
         add_config_options(q)
         q.add_argument("--seeds", type=int, nargs="+", default=seeds, help="split/training seeds")
         q.add_argument("--output", required=True, help="output folder (reused to resume)")
         q.add_argument("--quick", action="store_true", help="tiny model and 2 epochs (smoke test)")
+        if methods:
+            q.add_argument(
+                "--methods",
+                nargs="+",
+                choices=list(METHODS),
+                help="methods (default: config 'methods')",
+            )
 
     c = bsub.add_parser(
         "compare",
         help="every method × every reveal task (paper Fig. 4)",
         description="Single-y1, Single-y2, Double-y1, Double-y2 for every method, mean ± std.",
     )
-    common(c, [0, 1, 2, 3, 4])
-    c.add_argument(
-        "--methods", nargs="+", choices=list(METHODS), help="methods (default: config 'methods')"
-    )
+    common(c, [0, 1, 2, 3, 4], methods=True)
     c.set_defaults(run=run)
 
     m = bsub.add_parser(
@@ -56,10 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="every method against the label missing rate (paper Fig. 5)",
         description="Hide each label of train/val at every rate, then compare the methods.",
     )
-    common(m, [0, 1, 2, 3, 4])
-    m.add_argument(
-        "--methods", nargs="+", choices=list(METHODS), help="methods (default: config 'methods')"
-    )
+    common(m, [0, 1, 2, 3, 4], methods=True)
     m.add_argument("--rates", type=float, nargs="+", default=list(RATES), help="missing rates")
     m.set_defaults(run=run)
 
@@ -88,12 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if hasattr(args, "methods") and not args.methods:
         args.methods = list(cfg.methods)
     name = args.benchmark_command
-    if name == "compare":
-        n = len(args.seeds)
-    elif name == "missing-rate":
-        n = len(args.seeds) * len(args.rates)
-    else:
-        n = len(args.seeds)
+    n = len(args.seeds) * (len(args.rates) if name == "missing-rate" else 1)
     with tqdm(total=n, desc=name, file=sys.stderr) as bar:
         tick = lambda _: bar.update()  # noqa: E731
         if name == "compare":

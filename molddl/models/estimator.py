@@ -112,7 +112,7 @@ class DualLabelModel(ConfiguredEstimator):
             train, val = train.subset(tr_idx), train.subset(va_idx)
         self.preprocessor_ = Preprocessor.fit(train, cfg.data.featurizer, cfg.data.strict_smiles)
         tr, va = self.preprocessor_.transform(train), self.preprocessor_.transform(val)
-        if not torch.isnan(va.y).all(dim=1).logical_not().any():
+        if torch.isnan(va.y).all():
             raise ValueError("the validation part has no label at all")
         labels, info = self.preprocessor_.labels, self.preprocessor_.input_info
         device = resolve_device(cfg.device)
