@@ -113,6 +113,16 @@ class InferenceConfig:
     """Divergence guard: an unconverged sample whose value label ends more than this many
     training standard deviations from the training mean gets the marginal prediction
     (source ``marginal``) instead of the runaway iterate."""
+    cycles: Literal["stop", "fixed_point", "continue"] = "stop"
+    """A sample in a period-2 cycle: its state comes back to within ``tol / 100`` of itself
+    every two iterations while still moving by ``tol`` or more each iteration. Plain (Jacobi)
+    iteration of a strongly coupled pair does this when its two interleaved chains settle on
+    two different fixed points; it then never converges and the state at ``max_iter`` pairs
+    label 1 of one fixed point with label 2 of the other. ``stop``: leave the loop with the
+    state it would hold at ``max_iter`` (the same output, fewer iterations); ``fixed_point``:
+    return the one of the two fixed points nearest the initial state (Jacobi without damping;
+    otherwise as ``stop``); ``continue``: iterate to ``max_iter``. Such samples stay
+    unconverged in every case."""
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     """Precision of the encoder pass at prediction (autocast; fp16 needs CUDA). The
     iterations run in fp32: a tolerance of 1e-4 means nothing in half precision."""

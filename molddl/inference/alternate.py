@@ -32,12 +32,16 @@ class AlternateResult:
         Whether each sample's largest state change fell below the tolerance, shape ``n``.
     residual
         Each sample's largest state change at its last iteration, shape ``n``.
+    cycle
+        Whether each sample left the loop in a period-2 cycle (``InferenceConfig.cycles``),
+        shape ``n``; such a sample has not converged.
     """
 
     states: list[torch.Tensor]
     iterations: torch.Tensor
     converged: torch.Tensor
     residual: torch.Tensor
+    cycle: torch.Tensor
 
 
 def direct(tower: Tower, hh: torch.Tensor, other_state: torch.Tensor) -> torch.Tensor:
@@ -55,7 +59,8 @@ def alternate(
     """Iterate ``ŷ2ᵗ = f(x, ŷ1ᵗ⁻¹)``, ``ŷ1ᵗ = g(x, ŷ2ᵗ⁻¹)`` (Jacobi; Gauss–Seidel uses
     ``ŷ2ᵗ`` in the second update) until ``max |ŷᵗ − ŷᵗ⁻¹| < tol`` per sample or ``max_iter``.
 
-    Converged samples leave the working set, so later iterations cost only what is left.
+    Converged samples leave the working set, so later iterations cost only what is left; so
+    do samples caught in a period-2 cycle (``cfg.cycles``).
 
     Parameters
     ----------
@@ -71,13 +76,18 @@ def alternate(
     out = [s.clone() for s in init]
     iterations = torch.zeros(n, dtype=torch.long, device=device)
     converged = torch.zeros(n, dtype=torch.bool, device=device)
+    cycle = torch.zeros(n, dtype=torch.bool, device=device)
     residual = torch.zeros(n, device=device)
     idx = torch.arange(n, device=device)
     (M1, c1), (M2, c2) = towers[0].label_projection(), towers[1].label_projection()
     H1, H2 = hh[0] + c1, hh[1] + c2  # everything that does not change between iterations
     S1, S2 = init[0].clone(), init[1].clone()
+    P1 = P2 = None  # the states two iterations back, for the period-2 check
     spec1, spec2 = towers[0].out_spec, towers[1].out_spec
     d = cfg.damping
+    check_cycles = cfg.cycles != "continue" and cfg.tol > 0  # tol ≤ 0: a fixed workload
+    # the chains' fixed points pair up as (S1ᵗ⁻¹, S2ᵗ) and (S1ᵗ, S2ᵗ⁻¹) only for plain Jacobi
+    resolve = cfg.cycles == "fixed_point" and cfg.method == "jacobi" and d == 0
     t = 0
     for t in range(1, cfg.max_iter + 1):
         if idx.numel() == 0:
@@ -87,12 +97,34 @@ def alternate(
         if d > 0:
             N1, N2 = (1 - d) * N1 + d * S1, (1 - d) * N2 + d * S2
         delta = torch.maximum((N1 - S1).abs().amax(-1), (N2 - S2).abs().amax(-1))
-        S1, S2 = N1, N2
         done = delta < cfg.tol
+        if P1 is not None:
+            delta2 = torch.maximum((N1 - P1).abs().amax(-1), (N2 - P2).abs().amax(-1))
+            cyc = (delta2 < cfg.tol / 100) & ~done
+            if cyc.any():
+                gi = idx[cyc]
+                if resolve:
+                    a = [S1[cyc], N2[cyc]]  # the chain through ŷ1ᵗ⁻¹
+                    b = [N1[cyc], S2[cyc]]  # the chain through ŷ2ᵗ⁻¹
+                    da = _distance(a, [init[0][gi], init[1][gi]])
+                    db = _distance(b, [init[0][gi], init[1][gi]])
+                    pick = (da <= db).unsqueeze(-1)
+                    out[0][gi] = torch.where(pick, a[0], b[0])
+                    out[1][gi] = torch.where(pick, a[1], b[1])
+                else:  # the state of iteration max_iter, which has t's parity or the other
+                    same = (cfg.max_iter - t) % 2 == 0
+                    out[0][gi] = N1[cyc] if same else S1[cyc]
+                    out[1][gi] = N2[cyc] if same else S2[cyc]
+                iterations[gi], cycle[gi], residual[gi] = t, True, delta[cyc]
+                done = done | cyc
+        if check_cycles:
+            P1, P2 = S1, S2
+        S1, S2 = N1, N2
         if done.any():
-            gi = idx[done]
-            out[0][gi], out[1][gi] = S1[done], S2[done]
-            iterations[gi], converged[gi], residual[gi] = t, True, delta[done]
+            fin = done & ~cycle[idx] if check_cycles else done
+            gi = idx[fin]
+            out[0][gi], out[1][gi] = S1[fin], S2[fin]
+            iterations[gi], converged[gi], residual[gi] = t, True, delta[fin]
             keep = ~done
             idx, H1, H2, S1, S2, delta = (
                 idx[keep],
@@ -102,7 +134,14 @@ def alternate(
                 S2[keep],
                 delta[keep],
             )
+            if P1 is not None:
+                P1, P2 = P1[keep], P2[keep]
         if t == cfg.max_iter and idx.numel():
             out[0][idx], out[1][idx] = S1, S2
             iterations[idx], residual[idx] = t, delta
-    return AlternateResult(out, iterations, converged, residual)
+    return AlternateResult(out, iterations, converged, residual, cycle)
+
+
+def _distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
+    """Largest state difference per sample between two label-state pairs."""
+    return torch.maximum((a[0] - b[0]).abs().amax(-1), (a[1] - b[1]).abs().amax(-1))

@@ -175,3 +175,74 @@ def test_divergence_guard_flags_only_unconverged_runaway_values():
     converged = torch.tensor([False, False, False, True])
     flagged = diverged_samples((BIN, REG), states, converged, max_abs_z=10.0)
     assert flagged.tolist() == [True, False, True, False]
+
+
+def _bistable_towers():
+    # ŷ1 = g(y2), ŷ2 = f(y1), both a steep copy: two stable fixed points, both labels low
+    # (L, L) or both high (H, H). Plain Jacobi from a mixed start alternates (H, L) ↔ (L, H)
+    # for ever: its two interleaved chains settle on different fixed points.
+    def steep(p):
+        return torch.sigmoid(10 * (p - 0.5))
+
+    return [ProbTower(steep), ProbTower(steep)]
+
+
+def _bistable_fixed_points() -> tuple[float, float]:
+    low, high = 0.0, 1.0
+    for _ in range(200):
+        low, high = (torch.sigmoid(10 * (torch.tensor([low, high]) - 0.5))).tolist()
+    return low, high
+
+
+def _bistable(cycles: str, max_iter: int = 1000, init=(0.9, 0.3)):
+    start = [torch.full((1, 1), init[0]), torch.full((1, 1), init[1])]
+    cfg = InferenceConfig(tol=1e-4, max_iter=max_iter, cycles=cycles)
+    return alternate(_bistable_towers(), [torch.zeros(1, 1)] * 2, start, cfg)
+
+
+@pytest.mark.parametrize("max_iter", [1000, 999])
+def test_a_period_two_cycle_stops_early_with_the_state_of_max_iter(max_iter):
+    full, stop = _bistable("continue", max_iter), _bistable("stop", max_iter)
+    assert full.iterations.item() == max_iter and not full.cycle.any()
+    assert stop.cycle.all() and not stop.converged.any()
+    assert stop.iterations.item() < 50
+    for k in range(2):
+        torch.testing.assert_close(stop.states[k], full.states[k], atol=1e-4, rtol=0)
+    # the plain iteration pairs label 1 of one fixed point with label 2 of the other
+    assert abs(full.states[0].item() - full.states[1].item()) > 0.9
+
+
+@pytest.mark.parametrize(("init", "expected"), [((0.9, 0.3), 1), ((0.7, 0.1), 0)])
+def test_fixed_point_mode_returns_the_consistent_fixed_point_nearest_the_start(init, expected):
+    res = _bistable("fixed_point", init=init)
+    assert res.cycle.all() and not res.converged.any()
+    target = _bistable_fixed_points()[expected]
+    for k in range(2):
+        assert res.states[k].item() == pytest.approx(target, abs=1e-4)
+
+
+def test_fixed_point_mode_falls_back_to_stop_under_gauss_seidel():
+    # Gauss–Seidel on the flip pair alternates (0.1, 0.1) ↔ (0.9, 0.9); its states do not pair
+    # up as fixed points, so the output stays the loop's state at max_iter
+    runs = {}
+    for cycles in ("continue", "stop", "fixed_point"):
+        start = [torch.full((1, 1), 0.9), torch.full((1, 1), 0.9)]
+        cfg = InferenceConfig(method="gauss_seidel", tol=1e-4, max_iter=301, cycles=cycles)
+        runs[cycles] = alternate(_flip_towers(), [torch.zeros(1, 1)] * 2, start, cfg)
+    assert runs["stop"].cycle.all() and runs["stop"].iterations.item() < 10
+    for k in range(2):
+        torch.testing.assert_close(runs["stop"].states[k], runs["continue"].states[k])
+        assert torch.equal(runs["stop"].states[k], runs["fixed_point"].states[k])
+
+
+def test_a_slow_damped_oscillation_still_converges_and_is_not_taken_for_a_cycle():
+    # Jacobi's iteration matrix has eigenvalues ±0.95: the -0.95 mode alternates in sign
+    # while it decays, so the lag-2 change is small long before the lag-1 change is
+    c1, a1, c2, a2 = 1.0, 0.95, -0.5, 0.95
+    init = [torch.zeros(1, 1), torch.zeros(1, 1)]
+    res = alternate([AffineTower(), AffineTower()], [_hh(c1, a1), _hh(c2, a2)], init,
+                    InferenceConfig(tol=1e-6, max_iter=5000))  # fmt: skip
+    assert res.converged.all() and not res.cycle.any()
+    y1, y2 = _fixed_point(c1, a1, c2, a2)
+    assert res.states[0].item() == pytest.approx(y1, rel=1e-3)
+    assert res.states[1].item() == pytest.approx(y2, rel=1e-3)
