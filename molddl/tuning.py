@@ -187,7 +187,8 @@ def tune(
         Where ``best_config.yaml``, ``trials.csv``, ``summary.md`` and the plots go (and the
         default SQLite storage ``study.db``).
     n_trials
-        Trials to add to the study; ``None`` takes ``cfg.tune.trials``.
+        Trials to add to the study; ``None`` takes ``cfg.tune.trials``; ``0`` only writes the
+        reports of the study as it stands.
     workers
         Processes (spawned) that share the trials; each joins the study by name and storage.
     progress
@@ -201,10 +202,20 @@ def tune(
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     n_trials = cfg.tune.trials if n_trials is None else n_trials
-    if n_trials < 1:
-        raise ValueError(f"the number of trials must be at least 1, got {n_trials}")
+    if n_trials < 0:
+        raise ValueError(f"the number of trials must be at least 0, got {n_trials}")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    if n_trials == 0:  # the reports of the study as it stands, e.g. after a killed run
+        url = storage_url(cfg, output_dir)
+        try:
+            study = optuna.load_study(study_name=cfg.tune.study, storage=open_storage(url))
+        except KeyError:
+            raise ValueError(
+                f"no study {cfg.tune.study!r} in {url}: nothing to report (--trials 0)"
+            ) from None
+        write_reports(study, cfg, output_dir)
+        return study
     if cfg.tune.metric == "val_loss" and set(LOSS_WEIGHTS) & set(cfg.tune.space):
         logger.warning(
             "tune.metric val_loss is the weighted sum of the loss terms and favours small loss "
@@ -300,6 +311,9 @@ def summary_markdown(study: optuna.Study, metric: str) -> str:
         f"| pruned | {count[states.PRUNED]} |",
         f"| failed | {count[states.FAIL]} |",
     ]
+    unfinished = len(study.trials) - sum(count.values())
+    if unfinished:  # still running elsewhere, or left by a worker that was killed
+        lines.append(f"| running or interrupted | {unfinished} |")
     if count[states.COMPLETE]:
         best = study.best_trial
         lines += [f"| best trial | {best.number} |", f"| best value | {best.value:.6g} |", ""]

@@ -16,7 +16,7 @@ from conftest import TINY_HIGGS_FEATURES
 from molddl.config import Config, ConfigError
 from molddl.models.estimator import DualLabelModel
 from molddl.pipeline import load_splits
-from molddl.tuning import PruningCallback, apply_params, study_direction, tune
+from molddl.tuning import PruningCallback, apply_params, storage_url, study_direction, tune
 
 
 def tiny_config(path: Path) -> Config:
@@ -157,3 +157,20 @@ def test_two_workers_share_one_postgresql_study(tiny_higgs_csv, tmp_path):
     done = {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
     assert all(t.state in done for t in study.trials)
     assert not (tmp_path / "out" / "study.db").exists()  # nothing fell back to SQLite
+
+
+def test_zero_trials_reports_an_interrupted_study_without_running_one(tiny_higgs_csv, tmp_path):
+    cfg = tiny_config(tiny_higgs_csv)
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="no study 'molddl'.*nothing to report"):
+        tune(cfg, out, n_trials=0)
+    tune(cfg, out, n_trials=1)
+    # a worker killed mid-trial leaves it RUNNING in the storage
+    optuna.load_study(study_name=cfg.tune.study, storage=storage_url(cfg, out)).ask()
+    (out / "summary.md").unlink()
+    study = tune(cfg, out, n_trials=0)
+    assert len(study.trials) == 2
+    summary = (out / "summary.md").read_text()
+    assert "| trials | 2 |" in summary and "| running or interrupted | 1 |" in summary
+    assert len(pd.read_csv(out / "trials.csv")) == 2
+    assert (out / "best_config.yaml").exists()
