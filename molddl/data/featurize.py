@@ -76,16 +76,17 @@ def _cache_key(featurizer: Featurizer, smiles: np.ndarray) -> str:
 
 
 def _compute(featurizer: Featurizer, smiles: np.ndarray, n_jobs: int) -> dict[str, torch.Tensor]:
+    if featurizer.output == "graph":
+        valid, store = featurizer.featurize_graphs(list(smiles), n_jobs=n_jobs)
+        out = {"valid": torch.from_numpy(valid)}
+        return out if store is None else {**out, **store.to_dict()}
     feats = featurizer.featurize(list(smiles), n_jobs=n_jobs)
     valid = np.array([f is not None for f in feats], dtype=bool)
     kept = [f for f in feats if f is not None]
     out: dict[str, torch.Tensor] = {"valid": torch.from_numpy(valid)}
     if not kept:
         return out
-    if featurizer.output == "graph":
-        out.update(GraphStore.from_data_list(kept).to_dict())
-    else:
-        out["X"] = torch.from_numpy(np.stack(kept).astype(np.float32))
+    out["X"] = torch.from_numpy(np.stack(kept).astype(np.float32))
     return out
 
 

@@ -16,14 +16,24 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
+from molddl.data.graphs import GraphStore
+
 logger = logging.getLogger(__name__)
+
+
+_rdkit_quiet = False
 
 
 def parse_smiles(smiles: str):
     """An RDKit molecule, or ``None`` when RDKit rejects the string or it has no atom."""
-    from rdkit import Chem, RDLogger
+    from rdkit import Chem
 
-    RDLogger.DisableLog("rdApp.*")
+    global _rdkit_quiet
+    if not _rdkit_quiet:  # once per process: molddl reports invalid SMILES itself
+        from rdkit import RDLogger
+
+        RDLogger.DisableLog("rdApp.*")
+        _rdkit_quiet = True
     if not isinstance(smiles, str) or not smiles.strip():
         return None
     mol = Chem.MolFromSmiles(smiles)
@@ -51,6 +61,68 @@ class Featurizer:
                 parts = pool.map(self._featurize_many_portable, chunks)
                 return [_from_portable(out) for part in parts for out in part]
         return self._featurize_many(smiles)
+
+    def featurize_graphs(
+        self, smiles: Sequence[str], n_jobs: int = 1
+    ) -> tuple[np.ndarray, GraphStore | None]:
+        """Graph featurizers: every SMILES straight into one :class:`GraphStore`.
+
+        Returns the mask of valid SMILES and the store of their graphs, in order (``None``
+        when no SMILES is valid). Equal to ``GraphStore.from_data_list`` over the valid
+        graphs of :meth:`featurize`, without a ``Data`` object per molecule; workers send
+        back one set of arrays per chunk.
+        """
+        if self.output != "graph":
+            raise TypeError(f"the {self.name} featurizer makes vectors, not graphs")
+        smiles = list(smiles)
+        if n_jobs > 1 and len(smiles) >= 4 * 256:
+            size = min(2048, -(-len(smiles) // (4 * n_jobs)))  # >= 4 chunks per worker
+            chunks = [smiles[i : i + size] for i in range(0, len(smiles), size)]
+            with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+                parts = list(pool.map(self._graph_chunk, chunks))
+        else:
+            parts = [self._graph_chunk(smiles)]
+        valid = np.concatenate([p[0] for p in parts])
+        parts = [p for p in parts if p[0].any()]
+        if not parts:
+            return valid, None
+        x, edge_index, edge_attr, n_nodes, n_edges = (
+            torch.from_numpy(np.concatenate([p[j] for p in parts], axis=-1 if j == 2 else 0))
+            for j in range(1, 6)
+        )
+        zero = torch.zeros(1, dtype=torch.long)
+        store = GraphStore(
+            x=x,
+            edge_index=edge_index,
+            edge_attr=edge_attr,
+            node_ptr=torch.cat([zero, n_nodes.cumsum(0)]),
+            edge_ptr=torch.cat([zero, n_edges.cumsum(0)]),
+        )
+        return valid, store
+
+    def _graph_chunk(self, smiles: list[str]) -> tuple[np.ndarray, ...]:
+        """``valid, x, edge_index, edge_attr, n_nodes, n_edges`` of a chunk, as arrays."""
+        valid = np.zeros(len(smiles), dtype=bool)
+        xs, eis, eas = [], [], []
+        for i, s in enumerate(smiles):
+            mol = parse_smiles(s)
+            arrays = None if mol is None else self._graph_arrays(mol)
+            if arrays is not None:
+                valid[i] = True
+                xs.append(arrays[0])
+                eis.append(arrays[1])
+                eas.append(arrays[2])
+        if not xs:
+            return (valid,)  # the caller skips chunks without a valid molecule
+        n_nodes = np.array([len(x) for x in xs], dtype=np.int64)
+        n_edges = np.array([e.shape[1] for e in eis], dtype=np.int64)
+        return (valid, np.concatenate(xs), np.concatenate(eis, axis=1), np.concatenate(eas),
+                n_nodes, n_edges)  # fmt: skip
+
+    def _graph_arrays(self, mol) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``x``, ``edge_index``, ``edge_attr`` of one molecule (``None``: cannot featurize)."""
+        g = self._featurize_one(mol)
+        return None if g is None else (g.x.numpy(), g.edge_index.numpy(), g.edge_attr.numpy())
 
     def _featurize_many_portable(self, smiles: list[str]) -> list[Any]:
         """As :meth:`_featurize_many`, with graphs as NumPy arrays: tensors sent between
@@ -107,37 +179,50 @@ class PyGGraphFeaturizer(Featurizer):
     categorical = True
 
     def __init__(self) -> None:
+        from rdkit.Chem import rdchem
         from torch_geometric.utils.smiles import e_map, x_map
 
         self.node_cardinalities = [len(v) for v in x_map.values()]
         self.edge_cardinalities = [len(v) for v in e_map.values()]
         self.node_dim = len(self.node_cardinalities)
         self.edge_dim = len(self.edge_cardinalities)
-        self._x_index = [{v: i for i, v in enumerate(vals)} for vals in x_map.values()]
-        self._e_index = [{v: i for i, v in enumerate(vals)} for vals in e_map.values()]
-        self._enum_index: dict[object, int] = {}  # RDKit enum value -> index, filled lazily
-
-    def _enum(self, table: dict, value) -> int:
-        key = (id(table), value)
-        idx = self._enum_index.get(key)
-        if idx is None:
-            idx = self._enum_index[key] = table[str(value)]
-        return idx
+        # RDKit enum value -> PyG index, for the four enum columns
+        self._chirality = _enum_index(rdchem.ChiralType, x_map["chirality"])
+        self._hybridization = _enum_index(rdchem.HybridizationType, x_map["hybridization"])
+        self._bond_type = _enum_index(rdchem.BondType, e_map["bond_type"])
+        self._stereo = _enum_index(rdchem.BondStereo, e_map["stereo"])
+        # the integer columns are ranges: index = value - first value, range-checked at once
+        self._x_offset = np.zeros(self.node_dim, dtype=np.int64)
+        for j, (key, vals) in enumerate(x_map.items()):
+            if key not in ("chirality", "hybridization"):
+                if list(vals) != list(range(int(vals[0]), int(vals[0]) + len(vals))):
+                    raise RuntimeError(f"PyG's x_map[{key!r}] is no longer a range of integers")
+                self._x_offset[j] = int(vals[0])
+        self._x_card = np.array(self.node_cardinalities, dtype=np.int64)
 
     def _featurize_one(self, mol) -> Data | None:
-        xi, ei, en = self._x_index, self._e_index, self._enum
+        arrays = self._graph_arrays(mol)
+        if arrays is None:
+            return None
+        x, edge_index, edge_attr = (torch.from_numpy(a) for a in arrays)
+        return Data(x=x, edge_index=edge_index, edge_attr=edge_attr)
+
+    def _graph_arrays(self, mol) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        chir, hyb, btype, stereo = (
+            self._chirality, self._hybridization, self._bond_type, self._stereo
+        )
         try:
             x = [
                 (
-                    xi[0][a.GetAtomicNum()],
-                    en(xi[1], a.GetChiralTag()),
-                    xi[2][a.GetTotalDegree()],
-                    xi[3][a.GetFormalCharge()],
-                    xi[4][a.GetTotalNumHs()],
-                    xi[5][a.GetNumRadicalElectrons()],
-                    en(xi[6], a.GetHybridization()),
-                    int(a.GetIsAromatic()),
-                    int(a.IsInRing()),
+                    a.GetAtomicNum(),
+                    chir[a.GetChiralTag()],
+                    a.GetTotalDegree(),
+                    a.GetFormalCharge(),
+                    a.GetTotalNumHs(),
+                    a.GetNumRadicalElectrons(),
+                    hyb[a.GetHybridization()],
+                    a.GetIsAromatic(),
+                    a.IsInRing(),
                 )
                 for a in mol.GetAtoms()
             ]
@@ -145,13 +230,16 @@ class PyGGraphFeaturizer(Featurizer):
                 (
                     b.GetBeginAtomIdx(),
                     b.GetEndAtomIdx(),
-                    en(ei[0], b.GetBondType()),
-                    en(ei[1], b.GetStereo()),
-                    int(b.GetIsConjugated()),
+                    btype[b.GetBondType()],
+                    stereo[b.GetStereo()],
+                    b.GetIsConjugated(),
                 )
                 for b in mol.GetBonds()
             ]
-        except KeyError:
+        except KeyError:  # an enum value outside PyG's tables
+            return None
+        xa = np.asarray(x, dtype=np.int64).reshape(-1, 9) - self._x_offset
+        if not ((xa >= 0) & (xa < self._x_card)).all():  # a value outside PyG's tables
             return None
         n = len(x)
         if bonds:
@@ -165,11 +253,12 @@ class PyGGraphFeaturizer(Featurizer):
         else:
             edge_index = np.zeros((2, 0), dtype=np.int64)
             edge_attr = np.zeros((0, 3), dtype=np.int64)
-        return Data(
-            x=torch.from_numpy(np.asarray(x, dtype=np.int64).reshape(-1, 9)),
-            edge_index=torch.from_numpy(edge_index),
-            edge_attr=torch.from_numpy(edge_attr),
-        )
+        return xa, edge_index, edge_attr
+
+
+def _enum_index(enum_type, names: list[str]) -> dict[object, int]:
+    """``{RDKit enum value: position of its name in names}`` for the names RDKit knows."""
+    return {enum_type.names[name]: i for i, name in enumerate(names) if name in enum_type.names}
 
 
 class DeepChemGraphFeaturizer(Featurizer):

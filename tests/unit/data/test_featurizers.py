@@ -45,9 +45,9 @@ class CountingPyG(PyGGraphFeaturizer):
         super().__init__()
         self.calls = 0
 
-    def _featurize_one(self, mol):
+    def _graph_arrays(self, mol):
         self.calls += 1
-        return super()._featurize_one(mol)
+        return super()._graph_arrays(mol)
 
 
 def _assert_same_graph(a, b) -> None:
@@ -251,6 +251,29 @@ def test_parallel_featurization_equals_serial(tox21):
             _assert_same_graph(a, b)
 
 
+@pytest.mark.parametrize("featurizer", [PyGGraphFeaturizer, DeepChemGraphFeaturizer])
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_featurize_graphs_equals_the_store_of_featurize(tox21, featurizer, n_jobs):
+    # 1,100 SMILES with the invalid row 1323, a chunk of invalid ones and an atomless one
+    smiles = [*tox21.smiles[300:1400], *["not a smiles"] * 300, ""]
+    f = featurizer()
+    graphs = f.featurize(smiles)
+    valid, store = f.featurize_graphs(smiles, n_jobs=n_jobs)
+    assert valid.tolist() == [g is not None for g in graphs]
+    assert not valid[1100:].any() and valid[:1100].sum() >= 1090
+    expected = GraphStore.from_data_list([g for g in graphs if g is not None])
+    for key, value in expected.to_dict().items():
+        assert store.to_dict()[key].dtype == value.dtype, key
+        assert torch.equal(store.to_dict()[key], value), key
+
+
+def test_featurize_graphs_with_no_valid_smiles_gives_no_store():
+    valid, store = PyGGraphFeaturizer().featurize_graphs(["xyz", "C1CC"])
+    assert valid.tolist() == [False, False] and store is None
+    with pytest.raises(TypeError, match="vectors"):
+        MorganFingerprint().featurize_graphs(["C"])
+
+
 # --------------------------------------------------------------------------- GraphStore
 
 
@@ -318,7 +341,7 @@ def test_pyg_featurizer_equals_pygs_from_rdmol(data_dir):
 
     from molddl.data.featurizers import parse_smiles
 
-    smiles = load_tox21(data_dir=data_dir).smiles[:800]
+    smiles = load_tox21(data_dir=data_dir).smiles[:2000]
     featurizer = PyGGraphFeaturizer()
     for s in smiles:
         mol = parse_smiles(s)
@@ -328,6 +351,20 @@ def test_pyg_featurizer_equals_pygs_from_rdmol(data_dir):
         assert torch.equal(ours.x, ref.x), s
         assert torch.equal(ours.edge_index, ref.edge_index), s
         assert torch.equal(ours.edge_attr, ref.edge_attr), s
+
+
+@pytest.mark.parametrize("smiles", ["[Fe-6]", "[U+7]", "[N+8]"])
+def test_pyg_featurizer_refuses_what_from_rdmol_cannot_encode(smiles):
+    """A formal charge outside PyG's table: ``from_rdmol`` raises, molddl gives ``None``."""
+    from torch_geometric.utils.smiles import from_rdmol
+
+    from molddl.data.featurizers import parse_smiles
+
+    mol = parse_smiles(smiles)
+    with pytest.raises(ValueError):
+        from_rdmol(mol)
+    assert PyGGraphFeaturizer().featurize([smiles]) == [None]
+    assert not PyGGraphFeaturizer().featurize_graphs([smiles])[0].any()
 
 
 def test_a_parsed_molecule_a_featurizer_refuses_says_why(tmp_path):
