@@ -28,8 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_config_options(p)
     p.add_argument(
-        "--trials", type=int, metavar="N", help="trials to add to the study (default: tune.trials); 0 writes the reports of the "
-        "study as it stands"
+        "--trials",
+        type=int,
+        metavar="N",
+        help="trials to add to the study (default: tune.trials); 0 writes the reports of the "
+        "study as it stands",
     )
     p.add_argument(
         "--workers",

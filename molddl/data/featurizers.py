@@ -208,9 +208,8 @@ class PyGGraphFeaturizer(Featurizer):
         return Data(x=x, edge_index=edge_index, edge_attr=edge_attr)
 
     def _graph_arrays(self, mol) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        chir, hyb, btype, stereo = (
-            self._chirality, self._hybridization, self._bond_type, self._stereo
-        )
+        chir, hyb = self._chirality, self._hybridization
+        btype, stereo = self._bond_type, self._stereo
         try:
             x = [
                 (
