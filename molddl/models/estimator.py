@@ -24,8 +24,8 @@ from molddl.models.base import ConfiguredEstimator
 from molddl.models.losses import dual_available
 from molddl.models.nets import DualTowerNet, MarginalNet
 from molddl.models.preprocess import Prepared, Preprocessor
-from molddl.models.training import DLLModule, MarginalModule, fit_module, loader
-from molddl.nn.heads import state_dim, target_state, to_state
+from molddl.models.training import DLLModule, MarginalModule, fit_module
+from molddl.nn.heads import raw_dim, state_dim, target_state, to_state
 
 logger = logging.getLogger(__name__)
 
@@ -161,22 +161,49 @@ class DualLabelModel(ConfiguredEstimator):
 
     @torch.inference_mode()
     def _encode(
-        self, data: Prepared, device: torch.device, batch_size: int, precision: str = "fp32"
+        self,
+        data: Prepared,
+        device: torch.device,
+        batch_size: int,
+        precision: str = "fp32",
+        rows_h: np.ndarray | None = None,
+        rows_m: np.ndarray | None = None,
     ):
-        """``h`` from the dual encoder and the marginal raw outputs, once per sample, in fp32
-        (computed under autocast when ``precision`` is bf16 / fp16)."""
+        """``h`` from the dual encoder for the samples ``rows_h`` and the marginal raw outputs
+        for ``rows_m`` (boolean masks; ``None``: every sample), in fp32, computed under
+        autocast when ``precision`` is bf16 / fp16. Rows not asked for hold NaN."""
         if precision == "fp16" and device.type != "cuda":
             raise ValueError("inference.precision fp16 needs a CUDA device; use bf16 on CPU")
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-        H, M = [], [[], []]
+        n = len(data)
+        all_rows = np.ones(n, dtype=bool)
+        rows_h = all_rows if rows_h is None else np.asarray(rows_h, dtype=bool)
+        rows_m = all_rows if rows_m is None else np.asarray(rows_m, dtype=bool)
         net, marg = self.net_.to(device).eval(), self.marginal_.to(device).eval()
-        for batch in loader(data, batch_size, shuffle=False):
-            x = batch[0].to(device)
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                H.append(net.encoder(x).float())
-                for k, r in enumerate(marg(x)):
-                    M[k].append(r.float())
-        return torch.cat(H), [torch.cat(m) for m in M]
+        H: torch.Tensor | None = None
+        M: list[torch.Tensor] | None = None
+        for rows, which in ((rows_h, "h"), (rows_m, "m")):
+            idx = np.flatnonzero(rows)
+            for start in range(0, len(idx), batch_size):
+                part = idx[start : start + batch_size]
+                x = data.batch(part)[0].to(device)
+                at = torch.from_numpy(part).to(device)
+                with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                    if which == "h":
+                        h = net.encoder(x).float()
+                        H = _nan_rows(n, h) if H is None else H
+                        H[at] = h
+                    else:
+                        raw = [r.float() for r in marg(x)]
+                        M = [_nan_rows(n, r) for r in raw] if M is None else M
+                        for k, r in enumerate(raw):
+                            M[k][at] = r
+        if H is None:
+            H = torch.full((n, net.encoder.out_dim), float("nan"), device=device)
+        if M is None:
+            widths = [raw_dim(s, self.config_.model.gaussian) for s in self.preprocessor_.labels]
+            M = [torch.full((n, w), float("nan"), device=device) for w in widths]
+        return H, M
 
     def _prior(self, k: int, n: int, device) -> torch.Tensor:
         spec = self.preprocessor_.labels[k]
@@ -193,9 +220,21 @@ class DualLabelModel(ConfiguredEstimator):
         cfg = self.config_
         icfg = inference or cfg.inference
         device = resolve_device(cfg.device)
-        H, mraw = self._encode(data, device, icfg.batch_size, icfg.precision)
-        labels = self.preprocessor_.labels
         n = len(data)
+        known = ~np.isnan(data.y.cpu().numpy())
+        some_missing, none_known = ~known.all(axis=1), ~known.any(axis=1)
+        # the encoders run only where their output is used: the dual encoder for every sample
+        # with a missing label, the marginal model where no label is known (its prediction
+        # starts alternate inference and is the fallback of a diverged sample)
+        H, mraw = self._encode(
+            data,
+            device,
+            icfg.batch_size,
+            icfg.precision,
+            rows_h=np.zeros(n, dtype=bool) if mode == "marginal" else some_missing,
+            rows_m=some_missing if mode == "marginal" else none_known,
+        )
+        labels = self.preprocessor_.labels
         y = data.y.to(device)
         m = ~torch.isnan(y)
         marg_states = [to_state(labels[k], mraw[k]) for k in range(2)]
@@ -387,3 +426,8 @@ class DualLabelModel(ConfiguredEstimator):
         model.net_.eval()
         model.marginal_.eval()
         return model
+
+
+def _nan_rows(n: int, like: torch.Tensor) -> torch.Tensor:
+    """``n`` rows of NaN with the width, dtype and device of ``like``."""
+    return torch.full((n, *like.shape[1:]), float("nan"), dtype=like.dtype, device=like.device)
