@@ -98,10 +98,19 @@ def alternate(
             N1, N2 = (1 - d) * N1 + d * S1, (1 - d) * N2 + d * S2
         delta = torch.maximum((N1 - S1).abs().amax(-1), (N2 - S2).abs().amax(-1))
         done = delta < cfg.tol
+        cyc = None
         if P1 is not None:
             delta2 = torch.maximum((N1 - P1).abs().amax(-1), (N2 - P2).abs().amax(-1))
             cyc = (delta2 < cfg.tol / 100) & ~done
-            if cyc.any():
+        leave = done if cyc is None else done | cyc
+        if check_cycles:
+            P1, P2 = S1, S2
+        if leave.any():  # the only host synchronisation of an iteration where no one leaves
+            if done.any():
+                gi = idx[done]
+                out[0][gi], out[1][gi] = N1[done], N2[done]
+                iterations[gi], converged[gi], residual[gi] = t, True, delta[done]
+            if cyc is not None and cyc.any():
                 gi = idx[cyc]
                 if resolve:
                     a = [S1[cyc], N2[cyc]]  # the chain through ŷ1ᵗ⁻¹
@@ -116,26 +125,18 @@ def alternate(
                     out[0][gi] = N1[cyc] if same else S1[cyc]
                     out[1][gi] = N2[cyc] if same else S2[cyc]
                 iterations[gi], cycle[gi], residual[gi] = t, True, delta[cyc]
-                done = done | cyc
-        if check_cycles:
-            P1, P2 = S1, S2
-        S1, S2 = N1, N2
-        if done.any():
-            fin = done & ~cycle[idx] if check_cycles else done
-            gi = idx[fin]
-            out[0][gi], out[1][gi] = S1[fin], S2[fin]
-            iterations[gi], converged[gi], residual[gi] = t, True, delta[fin]
-            keep = ~done
-            idx, H1, H2, S1, S2, delta = (
+            keep = ~leave
+            idx, H1, H2, N1, N2, delta = (
                 idx[keep],
                 H1[keep],
                 H2[keep],
-                S1[keep],
-                S2[keep],
+                N1[keep],
+                N2[keep],
                 delta[keep],
             )
             if P1 is not None:
                 P1, P2 = P1[keep], P2[keep]
+        S1, S2 = N1, N2
         if t == cfg.max_iter and idx.numel():
             out[0][idx], out[1][idx] = S1, S2
             iterations[idx], residual[idx] = t, delta
