@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch_geometric import nn as gnn
 
@@ -24,13 +25,23 @@ class FeatureEmbedding(nn.Module):
         self.categorical = bool(cardinalities)
         if self.categorical:
             self.tables = nn.ModuleList(nn.Embedding(c, dim) for c in cardinalities)
+            starts = torch.tensor([0, *cardinalities[:-1]]).cumsum(0)
+            self.register_buffer("offsets", starts, persistent=False)
         else:
             self.linear = nn.Linear(in_dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.categorical:
+        if not self.categorical:
+            return self.linear(x.float())
+        if torch.is_grad_enabled():
+            # training: embedding_bag's backward sums the gradients in another order, and the
+            # experiments in docs/RESULTS.md were trained with this path; keep it bit for bit
             return sum(t(x[:, j]) for j, t in enumerate(self.tables))  # type: ignore[return-value]
-        return self.linear(x.float())
+        # prediction: one embedding_bag over the stacked tables gives the same numbers as the
+        # sum above (tested) without a tensor per column (profiled: the per-column lookups
+        # and sums were a third of the GNN encoder's time)
+        weight = torch.cat([t.weight for t in self.tables])
+        return F.embedding_bag(x + self.offsets, weight, mode="sum")
 
 
 def _gin_mlp(d: int) -> nn.Module:

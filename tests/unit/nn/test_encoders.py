@@ -65,3 +65,18 @@ def test_mlp_encoder_shape():
     enc = MLPEncoder(7, hidden=12, layers=2, dropout=0.0)
     assert enc(torch.randn(5, 7)).shape == (5, 12)
     assert enc.out_dim == 12
+
+
+def test_categorical_feature_embedding_is_the_sum_of_one_lookup_per_column():
+    from molddl.nn.encoders import FeatureEmbedding
+
+    torch.manual_seed(0)
+    cards = [5, 3, 7]
+    emb = FeatureEmbedding(cards, len(cards), 8)
+    x = torch.stack([torch.randint(0, c, (500,)) for c in cards], dim=1)
+    reference = sum(t(x[:, j]) for j, t in enumerate(emb.tables)).detach()
+    with torch.inference_mode():  # the fused path
+        fused = emb(x)
+    assert torch.equal(fused, reference)
+    assert torch.equal(emb(x).detach(), reference)  # the training path
+    assert "offsets" not in emb.state_dict()  # checkpoints keep their keys
