@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import sys
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,6 +27,8 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from molddl._version import __version__
 from molddl.cli.evaluate import model_inputs
 from molddl.cli.options import add_runtime_options, apply_runtime_overrides, config_path_beside
+from molddl.data.dataset import DualLabelDataset
+from molddl.data.featurize import compute_features
 from molddl.data.loaders import dataset_from_frame
 from molddl.io import atomic_write, atomic_write_text
 from molddl.models.estimator import DualLabelModel
@@ -115,36 +118,66 @@ def _open_parts(parts: Path, manifest: dict) -> set[int]:
     return set()
 
 
-def _predict_chunk(
-    model: DualLabelModel,
-    chunk: pd.DataFrame,
-    first_row: int,
-    inputs: dict[str, Any],
-    source: str,
-    n_jobs: int,
-) -> pd.DataFrame:
-    """``chunk`` with its unknown labels predicted and the prediction columns added."""
-    specs = model.preprocessor_.labels
-    names = [s.name for s in specs]
+def _chunk_dataset(
+    model: DualLabelModel, chunk: pd.DataFrame, first_row: int, inputs: dict[str, Any], source: str
+) -> DualLabelDataset:
+    """The samples of ``chunk``, with the model's labels (missing columns: unknown)."""
+    names = [s.name for s in model.preprocessor_.labels]
     frame = chunk.assign(**{n: np.nan for n in names if n not in chunk.columns})
-    data = dataset_from_frame(
+    return dataset_from_frame(
         frame,
         names,
-        label_specs=specs,
+        label_specs=model.preprocessor_.labels,
         split_column=None,
         name=Path(source).name.split(".")[0],
         source=source,
         first_row=first_row,
         **inputs,
     )
-    table = model.predict(data, n_jobs=n_jobs, use_cache=False)
+
+
+def _predict_chunk(
+    model: DualLabelModel,
+    chunk: pd.DataFrame,
+    data: DualLabelDataset,
+    n_jobs: int,
+    features: dict | None = None,
+) -> pd.DataFrame:
+    """``chunk`` with its unknown labels predicted and the prediction columns added."""
+    table = model.predict(data, n_jobs=n_jobs, use_cache=False, features=features)
     out = chunk.copy()
     for col in table.columns.drop(["id", "smiles"], errors="ignore"):
         out[col] = table[col].to_numpy()
-    for spec in specs:
+    for spec in model.preprocessor_.labels:
         if spec.is_class:
             out[spec.name] = out[spec.name].astype("Int64")
     return out
+
+
+class _Lookahead:
+    """Featurizes the next chunk in the worker processes, from a background thread, while the
+    model predicts the current one in this process (the two took about equal time)."""
+
+    def __init__(self, model: DualLabelModel, workers: int) -> None:
+        self.featurizer = model.preprocessor_.make_featurizer()
+        self.workers = workers
+        on = self.featurizer is not None and workers > 1
+        self.pool = ProcessPoolExecutor(max_workers=workers) if on else None
+        self.thread = ThreadPoolExecutor(max_workers=1) if on else None
+        if self.pool is not None:  # start the workers now, from this thread, not later from
+            list(self.pool.map(abs, range(workers)))  # the background one while torch runs
+
+    def submit(self, data: DualLabelDataset) -> Future | None:
+        if self.thread is None or data.smiles is None:
+            return None
+        return self.thread.submit(
+            compute_features, self.featurizer, data.smiles, self.workers, self.pool
+        )
+
+    def close(self) -> None:
+        if self.thread is not None:
+            self.thread.shutdown(cancel_futures=True)
+            self.pool.shutdown(cancel_futures=True)
 
 
 def _concatenate(parts: list[Path], output: Path) -> None:
@@ -204,16 +237,29 @@ def run(args: argparse.Namespace) -> int:
         logging_redirect_tqdm(),
     ):
         reader = _read_csv(fh, chunksize=args.chunk_size, compression=compression)
+        ahead = _Lookahead(model, args.workers)
+        pending: tuple | None = None  # (part, chunk, data, features) of the chunk in flight
+
+        def finish(part, chunk, data, features) -> None:
+            table = _predict_chunk(
+                model, chunk, data, args.workers, None if features is None else features.result()
+            )
+            atomic_write(part, lambda out: table.to_csv(out, index=False))
+
         try:
             for i, chunk in enumerate(reader):
                 part = parts_dir / PART.format(i)
-                if i not in done:
-                    table = _predict_chunk(
-                        model, chunk, i * args.chunk_size, inputs, str(input_path), args.workers
-                    )
-                    atomic_write(part, lambda out, t=table: t.to_csv(out, index=False))
                 parts.append(part)
+                if i in done:
+                    continue
+                data = _chunk_dataset(model, chunk, i * args.chunk_size, inputs, str(input_path))
+                queued = (part, chunk, data, ahead.submit(data))
+                if pending is not None:
+                    finish(*pending)
+                pending = queued
                 bar.update(fh.tell() - bar.n)
+            if pending is not None:
+                finish(*pending)
         except KeyboardInterrupt:
             logger.warning(
                 "interrupted: %d finished part(s) kept in %s; run the same command to resume",
@@ -221,6 +267,8 @@ def run(args: argparse.Namespace) -> int:
                 parts_dir,
             )
             raise
+        finally:
+            ahead.close()
     _concatenate(parts, output)
     atomic_write_text(config_path_beside(output), cfg.to_yaml())
     shutil.rmtree(parts_dir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -75,9 +76,13 @@ def _cache_key(featurizer: Featurizer, smiles: np.ndarray) -> str:
     return h.hexdigest()[:32]
 
 
-def _compute(featurizer: Featurizer, smiles: np.ndarray, n_jobs: int) -> dict[str, torch.Tensor]:
+def compute_features(
+    featurizer: Featurizer, smiles: np.ndarray, n_jobs: int = 1, pool: Executor | None = None
+) -> dict[str, torch.Tensor]:
+    """The features of ``smiles`` as :func:`featurize_dataset` stores them (``valid`` mask,
+    then the graph store's tensors or ``X``); pass them back as its ``features``."""
     if featurizer.output == "graph":
-        valid, store = featurizer.featurize_graphs(list(smiles), n_jobs=n_jobs)
+        valid, store = featurizer.featurize_graphs(list(smiles), n_jobs=n_jobs, pool=pool)
         out = {"valid": torch.from_numpy(valid)}
         return out if store is None else {**out, **store.to_dict()}
     feats = featurizer.featurize(list(smiles), n_jobs=n_jobs)
@@ -98,6 +103,7 @@ def featurize_dataset(
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
     n_jobs: int = 1,
+    features: dict[str, torch.Tensor] | None = None,
 ) -> tuple[DualLabelDataset, list[InvalidSmiles]]:
     """Featurize the SMILES of ``data``.
 
@@ -106,6 +112,10 @@ def featurize_dataset(
     :class:`InvalidSmilesError` instead. Results are cached under ``cache_dir`` keyed by the
     SMILES, the featurizer settings and molddl's version, so a second run reads them back.
 
+    ``features``: what :func:`compute_features` returned for ``data.smiles``, computed ahead
+    (a screening run featurizes the next chunk while the model predicts this one); the cache
+    is then neither read nor filled.
+
     Returns
     -------
     The featurized dataset (``graphs`` or ``X`` set, invalid samples removed) and the list of
@@ -113,16 +123,22 @@ def featurize_dataset(
     """
     if data.smiles is None:
         raise ValueError(f"dataset {data.name!r} has no SMILES column to featurize")
+    if features is not None:
+        if len(features["valid"]) != len(data):
+            raise ValueError(
+                f"features for {len(features['valid'])} SMILES given for {len(data)} samples"
+            )
+        use_cache = False
     cache = Path(cache_dir) if cache_dir is not None else default_feature_cache()
     path = cache / f"{_cache_key(featurizer, data.smiles)}.pt"
-    stored = None
+    stored = features
     if use_cache and path.exists():
         try:
             stored = torch.load(path, weights_only=True)
         except Exception as err:  # a damaged cache entry is recomputed, never trusted
             logger.warning("feature cache %s unreadable (%s); featurizing again", path, err)
     if stored is None:
-        stored = _compute(featurizer, data.smiles, n_jobs)
+        stored = compute_features(featurizer, data.smiles, n_jobs)
         if use_cache:
             with atomic_path(path) as tmp:
                 torch.save(stored, tmp)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any, ClassVar
 
 import numpy as np
@@ -63,14 +63,15 @@ class Featurizer:
         return self._featurize_many(smiles)
 
     def featurize_graphs(
-        self, smiles: Sequence[str], n_jobs: int = 1
+        self, smiles: Sequence[str], n_jobs: int = 1, pool: Executor | None = None
     ) -> tuple[np.ndarray, GraphStore | None]:
         """Graph featurizers: every SMILES straight into one :class:`GraphStore`.
 
         Returns the mask of valid SMILES and the store of their graphs, in order (``None``
         when no SMILES is valid). Equal to ``GraphStore.from_data_list`` over the valid
         graphs of :meth:`featurize`, without a ``Data`` object per molecule; workers send
-        back one set of arrays per chunk.
+        back one set of arrays per chunk. ``pool``: an open process pool of ``n_jobs``
+        workers to use instead of starting one (a screening run keeps one for every chunk).
         """
         if self.output != "graph":
             raise TypeError(f"the {self.name} featurizer makes vectors, not graphs")
@@ -78,8 +79,11 @@ class Featurizer:
         if n_jobs > 1 and len(smiles) >= 4 * 256:
             size = min(2048, -(-len(smiles) // (4 * n_jobs)))  # >= 4 chunks per worker
             chunks = [smiles[i : i + size] for i in range(0, len(smiles), size)]
-            with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+            if pool is not None:
                 parts = list(pool.map(self._graph_chunk, chunks))
+            else:
+                with ProcessPoolExecutor(max_workers=n_jobs) as own:
+                    parts = list(own.map(self._graph_chunk, chunks))
         else:
             parts = [self._graph_chunk(smiles)]
         valid = np.concatenate([p[0] for p in parts])

@@ -303,17 +303,20 @@ class DualLabelModel(ConfiguredEstimator):
         *,
         n_jobs: int = 1,
         use_cache: bool = True,
+        features: dict[str, torch.Tensor] | None = None,
     ) -> pd.DataFrame:
         """Predict every missing label; known labels are returned as given.
 
         Returns one row per input sample (none dropped) with, per label: the value (class or
         number), ``<label>_prob`` (binary) / ``<label>_prob_<c>`` (multiclass),
         ``<label>_source``; then ``iterations``, ``converged`` and ``error`` (invalid SMILES).
-        ``n_jobs`` and ``use_cache`` go to :meth:`Preprocessor.transform`.
+        ``n_jobs``, ``use_cache`` and ``features`` go to :meth:`Preprocessor.transform`.
         """
         self._check_fitted()
         try:
-            prep = self.preprocessor_.transform(data, n_jobs=n_jobs, use_cache=use_cache)
+            prep = self.preprocessor_.transform(
+                data, n_jobs=n_jobs, use_cache=use_cache, features=features
+            )
         except InvalidSmilesError as err:
             if self.preprocessor_.strict or len(err.invalid) != len(data):
                 raise

@@ -13,7 +13,7 @@ import torch
 
 from molddl.data.dataset import DualLabelDataset, Standardizer
 from molddl.data.featurize import InvalidSmiles, featurize_dataset
-from molddl.data.featurizers import featurizer_from_dict
+from molddl.data.featurizers import Featurizer, featurizer_from_dict
 from molddl.data.graphs import GraphStore
 from molddl.data.labels import LabelSpec
 
@@ -163,12 +163,19 @@ class Preprocessor:
         return out
 
     def transform(
-        self, data: DualLabelDataset, *, n_jobs: int = 1, use_cache: bool = True
+        self,
+        data: DualLabelDataset,
+        *,
+        n_jobs: int = 1,
+        use_cache: bool = True,
+        features: dict[str, torch.Tensor] | None = None,
     ) -> Prepared:
         """Model-ready tensors for ``data``; samples with an invalid SMILES are left out.
 
         ``n_jobs`` featurizes molecules in that many processes; ``use_cache=False`` neither
-        reads nor fills the on-disk feature cache (a one-off screen need not be kept).
+        reads nor fills the on-disk feature cache (a one-off screen need not be kept);
+        ``features`` are the molecules' features computed ahead
+        (:func:`~molddl.data.featurize.compute_features` with :meth:`make_featurizer`).
         """
         if [s.name for s in data.labels] != [s.name for s in self.labels]:
             raise ValueError(
@@ -183,7 +190,12 @@ class Preprocessor:
             feat = featurizer_from_dict(self.featurizer)
             if data.meta.get("featurizer") != feat.to_dict():  # else featurized already
                 data, invalid = featurize_dataset(
-                    data, feat, strict=self.strict, use_cache=use_cache, n_jobs=n_jobs
+                    data,
+                    feat,
+                    strict=self.strict,
+                    use_cache=use_cache,
+                    n_jobs=n_jobs,
+                    features=features,
                 )
                 positions = data.meta["kept_positions"]
             inputs = (
@@ -196,6 +208,10 @@ class Preprocessor:
             order = [data.feature_names.index(c) for c in self.feature_names]
             inputs = torch.tensor(self.x_scaler.transform(data.X[:, order]))
         return Prepared(inputs, self.labels_to_model(data.y), positions, invalid)
+
+    def make_featurizer(self) -> Featurizer | None:
+        """The featurizer this preprocessor applies to molecules (``None``: tabular data)."""
+        return None if self.featurizer is None else featurizer_from_dict(self.featurizer)
 
     def to_dict(self) -> dict:
         return {

@@ -116,6 +116,25 @@ def test_predict_keeps_known_labels_and_predicts_the_others(trained, tmp_path):
     pd.testing.assert_frame_equal(chunked, out, rtol=1e-5)
 
 
+def test_worker_processes_and_lookahead_give_the_same_predictions(trained, data_dir, tmp_path):
+    # two chunks of 1,050 rows: with 2 workers each is featurized by the process pool, the
+    # second while the model predicts the first; the output equals the one-process run
+    tox21 = pd.read_csv(data_dir / "tox21.csv.gz")
+    screen = tox21[["smiles", *LABELS]].iloc[1000:3100].reset_index(drop=True)
+    screen.loc[::3, "SR-ARE"] = np.nan
+    screen.loc[::2, "SR-MMP"] = np.nan
+    path = tmp_path / "screen.csv"
+    screen.to_csv(path, index=False)
+    serial = _predict(trained, path, tmp_path / "serial.csv")
+    rc = main(["predict", "--model", str(trained["model"]), "--input", str(path),
+               "--output", str(tmp_path / "pool.csv"), "--workers", "2",
+               "--chunk-size", "1050"])  # fmt: skip
+    assert rc == 0
+    pooled = pd.read_csv(tmp_path / "pool.csv", keep_default_na=False, na_values=[""])
+    pd.testing.assert_frame_equal(pooled, serial)
+    assert (pooled["error"] == "invalid SMILES").sum() == 3  # Tox21 rows 1323, 2291, 2298
+
+
 def test_predict_without_label_columns_uses_alternate_inference(trained, tmp_path):
     path = tmp_path / "smiles_only.csv"
     smiles = _screen(trained["root"])["smiles"].iloc[:10]

@@ -384,3 +384,19 @@ def test_a_parsed_molecule_a_featurizer_refuses_says_why(tmp_path):
     reasons = {i.smiles: i.reason for i in invalid}
     assert reasons["C1CC(N"] == "RDKit rejects it"
     assert "deepchem featurizer" in reasons["C"]
+
+
+def test_features_computed_ahead_are_used_as_they_are(tox21, tmp_path):
+    from molddl.data.featurize import compute_features
+
+    small = tox21.subset(np.arange(1320, 1330))  # holds the invalid row 1323
+    ahead = compute_features(PyGGraphFeaturizer(), small.smiles)
+    f = CountingPyG()
+    kept, invalid = featurize_dataset(small, f, cache_dir=tmp_path, features=ahead)
+    assert f.calls == 0 and not list(tmp_path.glob("*.pt"))  # no work, no cache entry
+    assert len(kept) == 9 and [i.row for i in invalid] == [1323]
+    direct, _ = featurize_dataset(small, PyGGraphFeaturizer(), use_cache=False)
+    for key, value in direct.graphs.to_dict().items():
+        assert torch.equal(kept.graphs.to_dict()[key], value), key
+    with pytest.raises(ValueError, match="features for 9 SMILES given for 10 samples"):
+        featurize_dataset(small, f, features=compute_features(f, small.smiles[:9]))
