@@ -250,6 +250,7 @@ def run(args: argparse.Namespace) -> int:
             for i, chunk in enumerate(reader):
                 part = parts_dir / PART.format(i)
                 parts.append(part)
+                bar.update(fh.tell() - bar.n)  # bytes read so far
                 if i in done:
                     continue
                 data = _chunk_dataset(model, chunk, i * args.chunk_size, inputs, str(input_path))
@@ -257,7 +258,6 @@ def run(args: argparse.Namespace) -> int:
                 if pending is not None:
                     finish(*pending)
                 pending = queued
-                bar.update(fh.tell() - bar.n)
             if pending is not None:
                 finish(*pending)
         except KeyboardInterrupt:
