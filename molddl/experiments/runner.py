@@ -28,11 +28,10 @@ def check_manifest(out_dir: Path, settings: dict) -> None:
     """Cells may only be reused by a run with the same settings (seeds aside): a folder from
     another config, method list or sweep is refused rather than silently mixed in."""
     path = out_dir / MANIFEST
-    current = json.loads(json.dumps(settings, default=str))
-    current.get("config", {}).pop("methods", None)  # recorded apart where it matters
+    current = _comparable(settings)
     if path.exists():
         stored = json.loads(path.read_text())
-        if stored != current:
+        if _comparable(stored) != current:
             changed = sorted(
                 k for k in set(stored) | set(current) if stored.get(k) != current.get(k)
             )
@@ -44,6 +43,18 @@ def check_manifest(out_dir: Path, settings: dict) -> None:
         if (out_dir / "cells").exists():  # written before manifests existed
             logger.warning("%s has cells but no %s: adopting them for this run", out_dir, MANIFEST)
         atomic_write_text(path, json.dumps(current, indent=2, sort_keys=True) + "\n")
+
+
+def _comparable(settings: dict) -> dict:
+    """``settings`` as JSON, with the config's keys that were added to molddl after a folder
+    was written taken at their defaults (so its cells stay usable by a run that keeps them)."""
+    out = json.loads(json.dumps(settings, default=str))
+    if isinstance(out.get("config"), dict):
+        out["config"] = json.loads(
+            json.dumps(Config.from_dict(out["config"]).to_dict(), default=str)
+        )
+        out["config"].pop("methods", None)  # recorded apart where it matters
+    return out
 
 
 def run_cells(

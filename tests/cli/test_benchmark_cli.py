@@ -82,6 +82,26 @@ def test_a_rerun_with_other_settings_is_refused_not_mixed(table, tmp_path, capsy
     assert "methods" in capsys.readouterr().err
 
 
+def test_a_folder_from_before_a_config_key_existed_still_resumes(table, tmp_path, capsys):
+    import json
+
+    out = tmp_path / "old"
+    first = _run(table, "compare", out, "--methods", "DLL")
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["config"]["inference"]["cycles"]  # as written before that key was added
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    stamp = (out / "cells" / "seed0.csv").stat().st_mtime_ns
+    again = _run(table, "compare", out, "--methods", "DLL")  # the key at its default: reused
+    assert (out / "cells" / "seed0.csv").stat().st_mtime_ns == stamp
+    pd.testing.assert_frame_equal(first, again)
+    args = ["benchmark", "compare", "--quick", "--seeds", "0", "--output", str(out),
+            "--set", f"data.dataset={table}", "--set", "data.labels=[y1, y2]",
+            "--set", "data.missing_rate=0.4", "--set", "model.encoder=mlp", "--methods", "DLL",
+            "--set", "inference.cycles=fixed_point"]  # fmt: skip
+    assert main(args) == 2  # another value than the default: refused
+    assert "config differ" in capsys.readouterr().err
+
+
 def test_methods_are_selectable_by_name_in_the_config(table, tmp_path):
     tidy = _run(table, "compare", tmp_path / "k", "--set", "methods=[MT, LS]")
     assert sorted(tidy["method"].unique()) == ["LS", "MT"]
