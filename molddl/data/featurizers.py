@@ -56,10 +56,13 @@ class Featurizer:
         """
         smiles = list(smiles)
         if n_jobs > 1 and len(smiles) >= 4 * 256:
+            if self.output == "graph":  # graphs travel between processes as one store
+                valid, store = self.featurize_graphs(smiles, n_jobs)
+                graphs = iter(range(int(valid.sum())))
+                return [store[next(graphs)] if ok else None for ok in valid]
             chunks = [smiles[i : i + 512] for i in range(0, len(smiles), 512)]
             with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-                parts = pool.map(self._featurize_many_portable, chunks)
-                return [_from_portable(out) for part in parts for out in part]
+                return [out for part in pool.map(self._featurize_many, chunks) for out in part]
         return self._featurize_many(smiles)
 
     def featurize_graphs(
@@ -70,7 +73,8 @@ class Featurizer:
         Returns the mask of valid SMILES and the store of their graphs, in order (``None``
         when no SMILES is valid). Equal to ``GraphStore.from_data_list`` over the valid
         graphs of :meth:`featurize`, without a ``Data`` object per molecule; workers send
-        back one set of arrays per chunk. ``pool``: an open process pool of ``n_jobs``
+        back one set of NumPy arrays per chunk (torch tensors would travel between processes
+        as file descriptors, and thousands of them exhaust the limit). ``pool``: an open process pool of ``n_jobs``
         workers to use instead of starting one (a screening run keeps one for every chunk).
         """
         if self.output != "graph":
@@ -128,11 +132,6 @@ class Featurizer:
         g = self._featurize_one(mol)
         return None if g is None else (g.x.numpy(), g.edge_index.numpy(), g.edge_attr.numpy())
 
-    def _featurize_many_portable(self, smiles: list[str]) -> list[Any]:
-        """As :meth:`_featurize_many`, with graphs as NumPy arrays: tensors sent between
-        processes travel as file descriptors, and thousands of them exhaust the limit."""
-        return [_to_portable(out) for out in self._featurize_many(smiles)]
-
     def _featurize_many(self, smiles: list[str]) -> list[Any]:
         out = []
         for s in smiles:
@@ -150,19 +149,6 @@ class Featurizer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if k != "name")
         return f"{type(self).__name__}({args})"
-
-
-def _to_portable(out: Any) -> Any:
-    if isinstance(out, Data):
-        return ("graph", out.x.numpy(), out.edge_index.numpy(), out.edge_attr.numpy())
-    return out
-
-
-def _from_portable(out: Any) -> Any:
-    if isinstance(out, tuple) and out and out[0] == "graph":
-        x, edge_index, edge_attr = (torch.from_numpy(a) for a in out[1:])
-        return Data(x=x, edge_index=edge_index, edge_attr=edge_attr)
-    return out
 
 
 class PyGGraphFeaturizer(Featurizer):
