@@ -1,6 +1,7 @@
 """Profile of the GNN encoder at prediction (the largest cost of ``molddl predict`` after
-featurization): time per molecule, the top operators, and the categorical embedding as one
-lookup per column against one ``embedding_bag``, in the same run.
+featurization): time per molecule by batch size (with the page faults each costs), the top
+operators, and the categorical embedding as one lookup per column against one
+``embedding_bag``, in the same run.
 
     python benchmarks/encoder.py [--model runs/bench/tox21-default.pt] [--molecules 4096]
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import resource
 import sys
 from pathlib import Path
 
@@ -21,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import best_of, machine  # noqa: E402
 
+from molddl.config import InferenceConfig  # noqa: E402
 from molddl.models.estimator import DualLabelModel  # noqa: E402
 from molddl.pipeline import load_splits  # noqa: E402
 
@@ -30,6 +33,7 @@ def main() -> None:
     p.add_argument("--model", type=Path, default=Path("runs/bench/tox21-default.pt"))
     p.add_argument("--molecules", type=int, default=4096)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[4096, 1024, 256, 64])
     args = p.parse_args()
     logging.disable(logging.WARNING)
     if not args.model.exists():
@@ -45,6 +49,16 @@ def main() -> None:
     encoder = model.net_.encoder.eval()
 
     with torch.inference_mode():
+        sizes = []  # (batch size, seconds, minor page faults per molecule)
+        default = InferenceConfig().encoder_batch_size("cpu")
+        for size in dict.fromkeys([*args.batch_sizes, default]):
+            parts = [prep.batch(np.arange(i, min(n, i + size)))[0] for i in range(0, n, size)]
+            if size == default:
+                at_default = parts
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            sec = best_of(lambda parts=parts: [encoder(b) for b in parts], args.repeat)
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+            sizes.append((size, sec, faults / args.repeat / n))
         total = best_of(lambda: encoder(batch), args.repeat)
         rows = []
         for name, emb, x in (
@@ -63,13 +77,21 @@ def main() -> None:
         from torch.profiler import ProfilerActivity, profile
 
         with profile(activities=[ProfilerActivity.CPU]) as prof:
-            encoder(batch)
+            for b in at_default:
+                encoder(b)
 
     print(f"machine: {machine()}")
     print(f"model: {args.model} ({cfg.model.encoder}, hidden {cfg.model.hidden}, "
           f"{cfg.model.layers} layers); {n} molecules, {batch.x.shape[0]} atoms, "
           f"{batch.edge_attr.shape[0]} directed bonds\n")  # fmt: skip
-    print(f"encoder forward at prediction: {total:.3f} s, {total / n * 1e6:.0f} us per molecule\n")
+    print("| molecules per encoder call | s | us per molecule | page faults per molecule |")
+    print("|---|---|---|---|")
+    for size, sec, faults in sizes:
+        print(f"| {size:,} | {sec:.3f} | {sec / n * 1e6:.0f} | {faults:.0f} |")
+    print(
+        f"\nembeddings: one call over all {n:,} molecules ({total:.3f} s); profile: calls of "
+        f"{default} molecules (the CPU default)\n"
+    )
     print("| embedding | rows x columns | one lookup per column (s) | embedding_bag (s) | ratio |")
     print("|---|---|---|---|---|")
     for name, shape, a, b in rows:

@@ -108,7 +108,11 @@ class InferenceConfig:
     damping: float = 0.0
     """``y ← (1 - damping) · new + damping · old``; 0 is the paper's plain iteration."""
     init: Literal["marginal", "prior"] = "marginal"
-    batch_size: int = 4096
+    batch_size: int | None = None
+    """Samples per encoder call at prediction; unset: 256 on the CPU, 4,096 on a GPU. On the
+    CPU a large batch is slower, not faster: its activations are tens of MB, which the
+    allocator takes from and gives back to the operating system on every operation
+    (``benchmarks/encoder.py`` measures both). The predictions do not depend on it."""
     max_abs_z: float = 10.0
     """Divergence guard: an unconverged sample whose value label ends more than this many
     training standard deviations from the training mean gets the marginal prediction
@@ -126,6 +130,18 @@ class InferenceConfig:
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     """Precision of the encoder pass at prediction (autocast; fp16 needs CUDA). The
     iterations run in fp32: a tolerance of 1e-4 means nothing in half precision."""
+
+    def __post_init__(self) -> None:
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigError(
+                f"config key 'inference.batch_size' must be at least 1, got {self.batch_size}"
+            )
+
+    def encoder_batch_size(self, device: str) -> int:
+        """:attr:`batch_size`, or its default for ``device`` (``"cpu"`` / ``"cuda"``)."""
+        if self.batch_size is not None:
+            return self.batch_size
+        return 4096 if device == "cuda" else 256
 
 
 @dataclass(slots=True)

@@ -92,7 +92,7 @@ class Baseline(ConfiguredEstimator):
     def _predict(self, net: ConditionalNet, prep: Prepared) -> dict[int, torch.Tensor]:
         """States of ``net``'s output labels; label inputs come from ``prep.cond``."""
         out: dict[int, list[torch.Tensor]] = {k: [] for k in net.outputs}
-        for batch in loader(prep, self.config_.inference.batch_size, shuffle=False):
+        for batch in loader(prep, self.config_.inference.encoder_batch_size("cpu"), shuffle=False):
             cond = [target_state(net.labels[j], batch[2][:, j]) for j in net.inputs]
             for r, k in zip(net(batch[0], cond), net.outputs, strict=True):
                 out[k].append(to_state(net.labels[k], r))

@@ -6,8 +6,8 @@ import copy
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import lightning as L
 import numpy as np
 import pandas as pd
 import torch
@@ -24,8 +24,10 @@ from molddl.models.base import ConfiguredEstimator
 from molddl.models.losses import dual_available
 from molddl.models.nets import DualTowerNet, MarginalNet
 from molddl.models.preprocess import Prepared, Preprocessor
-from molddl.models.training import DLLModule, MarginalModule, fit_module
 from molddl.nn.heads import raw_dim, state_dim, target_state, to_state
+
+if TYPE_CHECKING:
+    import lightning as L
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +107,11 @@ class DualLabelModel(ConfiguredEstimator):
 
         ``callbacks`` are extra Lightning callbacks for the dual model's training (e.g.
         trial pruning in :mod:`molddl.tuning`)."""
+        # imported here: Lightning takes 1.5 s to import, which predict and evaluate never use
+        import lightning as L
+
+        from molddl.models.training import DLLModule, MarginalModule, fit_module
+
         cfg = self.config_
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         if val is None:
@@ -229,7 +236,7 @@ class DualLabelModel(ConfiguredEstimator):
         H, mraw = self._encode(
             data,
             device,
-            icfg.batch_size,
+            icfg.encoder_batch_size(device.type),
             icfg.precision,
             rows_h=np.zeros(n, dtype=bool) if mode == "marginal" else some_missing,
             rows_m=some_missing if mode == "marginal" else none_known,

@@ -89,6 +89,7 @@ def test_a_folder_from_before_a_config_key_existed_still_resumes(table, tmp_path
     first = _run(table, "compare", out, "--methods", "DLL")
     manifest = json.loads((out / "manifest.json").read_text())
     del manifest["config"]["inference"]["cycles"]  # as written before that key was added
+    manifest["config"]["inference"]["batch_size"] = 4096  # its old default: numbers unchanged
     (out / "manifest.json").write_text(json.dumps(manifest))
     stamp = (out / "cells" / "seed0.csv").stat().st_mtime_ns
     again = _run(table, "compare", out, "--methods", "DLL")  # the key at its default: reused

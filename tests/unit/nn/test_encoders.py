@@ -80,3 +80,29 @@ def test_categorical_feature_embedding_is_the_sum_of_one_lookup_per_column():
     assert torch.equal(fused, reference)
     assert torch.equal(emb(x).detach(), reference)  # the training path
     assert "offsets" not in emb.state_dict()  # checkpoints keep their keys
+
+
+def test_gine_at_prediction_equals_pygs_layer_on_tox21(data_dir):
+    """At prediction the GINE edge projection is computed once per combination of bond
+    values and gathered; the encoder's output equals PyG's per-bond computation (the
+    training path) on real molecules, whatever the batch."""
+    from molddl.data.loaders import load_tox21
+
+    feat = PyGGraphFeaturizer()
+    valid, store = feat.featurize_graphs(load_tox21(data_dir=data_dir).smiles[:600])
+    torch.manual_seed(0)
+    enc = GNNEncoder(feat.node_cardinalities, feat.edge_cardinalities, feat.node_dim,
+                     feat.edge_dim, conv="gine", hidden=32, layers=3).eval()  # fmt: skip
+    with torch.no_grad():  # train the BatchNorm statistics away from their defaults
+        enc.train()(store.batch(np.arange(len(store))))
+    enc.eval()
+    assert enc.bond.kinds.shape == (22 * 6 * 2, 3)
+    assert torch.equal(enc.bond.kinds[enc.bond.kind_index(store.edge_attr)], store.edge_attr)
+    for rows in (np.arange(len(store)), np.arange(5), np.array([17])):
+        batch = store.batch(rows)
+        with torch.enable_grad():
+            reference = enc(batch).detach()  # PyG's GINEConv, one projection per bond
+        with torch.inference_mode():
+            fast = enc(batch)
+        torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-6)
+    assert "kinds" not in enc.state_dict() and "radix" not in enc.bond.state_dict()
