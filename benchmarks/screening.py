@@ -6,6 +6,9 @@ known (SR-ARE or SR-MMP, at random), the other half none. Peak memory is the lar
 by forked workers are counted once in total, not once per process), sampled every 0.25 s.
 
     python benchmarks/screening.py --model runs/bench/tox21-default.pt --rows 100000 1000000
+
+``--set key=value`` is passed on to ``molddl predict`` (for example
+``--set inference.batch_size=4096`` to measure another setting in the same run).
 """
 
 from __future__ import annotations
@@ -50,10 +53,13 @@ def make_input(path: Path, rows: int, seed: int = 0) -> None:
             frame.to_csv(fh, index=False, header=start == 0, float_format="%.0f")
 
 
-def run_predict(model: Path, src: Path, out: Path, workers: int) -> tuple[float, float]:
+def run_predict(
+    model: Path, src: Path, out: Path, workers: int, overrides: list[str]
+) -> tuple[float, float]:
     """Seconds and peak memory (PSS bytes, process tree) of one ``molddl predict`` run."""
     cmd = [sys.executable, "-m", "molddl.cli.main", "predict", "--model", str(model),
-           "--input", str(src), "--output", str(out), "--workers", str(workers)]  # fmt: skip
+           "--input", str(src), "--output", str(out), "--workers", str(workers),
+           *(arg for o in overrides for arg in ("--set", o))]  # fmt: skip
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     root, peak = psutil.Process(proc.pid), 0
@@ -75,20 +81,21 @@ def main() -> None:
     p.add_argument("--model", type=Path, default=Path("runs/bench/tox21-default.pt"))
     p.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args()
     if not args.model.exists():
         raise SystemExit(
             f"{args.model}: run benchmarks/alternate_inference.py first (it trains it)"
         )
     print(f"machine: {machine()}")
-    print(f"model: {args.model}; workers {args.workers}\n")
+    print(f"model: {args.model}; workers {args.workers}; settings {args.overrides or 'default'}\n")
     print("| rows | seconds | rows/s | peak memory, PSS (MB) |")
     print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for rows in args.rows:
             src, out = Path(tmp) / f"in{rows}.csv", Path(tmp) / f"out{rows}.csv"
             make_input(src, rows)
-            seconds, peak = run_predict(args.model, src, out, args.workers)
+            seconds, peak = run_predict(args.model, src, out, args.workers, args.overrides)
             with open(out) as fh:
                 assert sum(1 for _ in fh) == rows + 1, "every input row is in the output"
             print(f"| {rows:,} | {seconds:.1f} | {rows / seconds:,.0f} | {peak / 2**20:,.0f} |")

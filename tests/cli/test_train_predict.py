@@ -116,7 +116,7 @@ def test_predict_keeps_known_labels_and_predicts_the_others(trained, tmp_path):
     pd.testing.assert_frame_equal(chunked, out, rtol=1e-5)
 
 
-def test_worker_processes_and_lookahead_give_the_same_predictions(trained, data_dir, tmp_path):
+def test_workers_lookahead_and_batch_size_give_the_same_predictions(trained, data_dir, tmp_path):
     # two chunks of 1,050 rows: with 2 workers each is featurized by the process pool, the
     # second while the model predicts the first; the output equals the one-process run
     tox21 = pd.read_csv(data_dir / "tox21.csv.gz")
@@ -133,6 +133,11 @@ def test_worker_processes_and_lookahead_give_the_same_predictions(trained, data_
     pooled = pd.read_csv(tmp_path / "pool.csv", keep_default_na=False, na_values=[""])
     pd.testing.assert_frame_equal(pooled, serial)
     assert (pooled["error"] == "invalid SMILES").sum() == 3  # Tox21 rows 1323, 2291, 2298
+    # the encoder's batch size (256 by default on the CPU) is a speed setting only
+    for size in (4096, 37):
+        out = tmp_path / f"batch{size}.csv"
+        again = _predict(trained, path, out, "--set", f"inference.batch_size={size}")
+        pd.testing.assert_frame_equal(again, serial)
 
 
 def test_predict_without_label_columns_uses_alternate_inference(trained, tmp_path):
@@ -257,6 +262,10 @@ def test_bad_files_and_config_exit_2(trained, tmp_path, capsys):
     rc = main(["train", "--set", "train.lerning_rate=1", "--output", str(tmp_path / "run")])
     assert rc == 2
     assert "train.lerning_rate" in _one_line_error(capsys)
+    rc = main([*base, "--model", str(trained["model"]), "--input", str(screen),
+               "--set", "inference.batch_size=0"])  # fmt: skip
+    assert rc == 2
+    assert "'inference.batch_size' must be at least 1" in _one_line_error(capsys)
 
 
 def test_help_explains_every_option(capsys):
