@@ -2,7 +2,10 @@
 cache, and DeepChem's MolGraphConvFeaturizer in the same run. molddl's pipeline
 (``featurize_dataset``) uses ``featurize_graphs``; ``featurize`` is the DeepChem-style API.
 
-    python benchmarks/featurization.py [--workers 2] [--repeat 3]
+    python benchmarks/featurization.py [--workers 2] [--repeat 3] [--profile]
+
+``--profile`` adds a cProfile of ``featurize_graphs`` in one process: the cost of each RDKit
+call per molecule.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--profile", action="store_true", help="also profile one process")
     args = p.parse_args()
     logging.disable(logging.WARNING)  # the 8 invalid SMILES are reported elsewhere
 
@@ -56,6 +60,52 @@ def main() -> None:
     dc_rate = n / rows[-1][1]
     for name, sec in rows:
         print(f"| {name} | {sec:.3f} | {n / sec:,.0f} | {n / sec / dc_rate:.1f}x |")
+    if args.profile:
+        profile_one_process(pyg, smiles)
+
+
+def profile_one_process(featurizer, smiles: list[str], repeat: int = 3) -> None:
+    """Where one process spends its time: parsing against reading the graph, and the cost
+    of each RDKit call the PyG features make, per atom or bond (cProfile cannot see inside
+    RDKit's Boost.Python calls, so they are timed one by one)."""
+    from molddl.data.featurizers import parse_smiles
+
+    def per(fn, count: int) -> float:  # best-of time of fn, in microseconds per item
+        return best_of(fn, repeat) / count * 1e6
+
+    parsed = [(m, "@" in s or "/" in s or "\\" in s) for s in smiles
+              if (m := parse_smiles(s)) is not None]  # fmt: skip
+    mols = [m for m, _ in parsed]
+    n = len(mols)
+    parse = per(lambda: [parse_smiles(s) for s in smiles], len(smiles))
+    arrays = per(lambda: [featurizer._graph_arrays(m, st) for m, st in parsed], n)
+    print(f"\none process, per molecule: parse the SMILES (RDKit, sanitized) {parse:.0f} us, "
+          f"read the graph into arrays {arrays:.0f} us\n")  # fmt: skip
+    atoms = [a for m in mols for a in m.GetAtoms()]
+    bonds = [b for m in mols for b in m.GetBonds()]
+    rows = [
+        ("reach every atom: iterate GetAtoms()",
+         per(lambda: [list(m.GetAtoms()) for m in mols], len(atoms))),
+        ("reach every atom: GetAtomWithIdx(i)",
+         per(lambda: [list(map(m.GetAtomWithIdx, range(m.GetNumAtoms()))) for m in mols],
+             len(atoms))),
+        ("reach every bond: GetBondWithIdx(i)",
+         per(lambda: [list(map(m.GetBondWithIdx, range(m.GetNumBonds()))) for m in mols],
+             len(bonds))),
+    ]  # fmt: skip
+    for name in ("GetAtomicNum", "GetChiralTag", "GetTotalDegree", "GetFormalCharge",
+                 "GetTotalNumHs", "GetNumRadicalElectrons", "GetHybridization",
+                 "GetIsAromatic", "IsInRing"):  # fmt: skip
+        rows.append((f"atom.{name}()", per(lambda f=name: [getattr(a, f)() for a in atoms],
+                                           len(atoms))))  # fmt: skip
+    for name in ("GetBeginAtomIdx", "GetBondType", "GetStereo", "GetIsConjugated"):
+        rows.append((f"bond.{name}()", per(lambda f=name: [getattr(b, f)() for b in bonds],
+                                           len(bonds))))  # fmt: skip
+    print(f"{len(atoms) / n:.1f} atoms and {len(bonds) / n:.1f} bonds per molecule\n")
+    print("| RDKit call | us per atom or bond |")
+    print("|---|---|")
+    for name, us in rows:
+        print(f"| `{name}` | {us:.2f} |")
 
 
 if __name__ == "__main__":
