@@ -208,10 +208,11 @@ class PyGGraphFeaturizer(Featurizer):
     def _graph_arrays(
         self, mol, stereo: bool = True
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        # One Python call into RDKit per atom or bond property is most of the cost (profiled
-        # in benchmarks/featurization.py), so fewer calls: atoms by index (a third cheaper
-        # than iterating GetAtoms()), total degree as bonds + Hs (RDKit's own definition),
-        # and no chirality or bond stereo read when the SMILES carries none (``stereo``).
+        # One Python call into RDKit per atom or bond property is most of the cost (timed
+        # in benchmarks/featurization.py --profile), so fewer calls: atoms by index
+        # (cheaper than iterating GetAtoms()), total degree as bonds + Hs (RDKit's own
+        # definition), and no chirality or bond stereo read when the SMILES carries none
+        # (``stereo``: the SMILES parser sets them only from '@', '/' and '\').
         chir, hyb = self._chirality, self._hybridization
         btype, bstereo = self._bond_type, self._stereo
         n = mol.GetNumAtoms()

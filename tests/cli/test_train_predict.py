@@ -137,7 +137,7 @@ def test_workers_lookahead_and_batch_size_give_the_same_predictions(trained, dat
     for size in (4096, 37):
         out = tmp_path / f"batch{size}.csv"
         again = _predict(trained, path, out, "--set", f"inference.batch_size={size}")
-        pd.testing.assert_frame_equal(again, serial)
+        pd.testing.assert_frame_equal(again, serial, check_exact=True)
 
 
 def test_predict_without_label_columns_uses_alternate_inference(trained, tmp_path):
