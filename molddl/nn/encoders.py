@@ -127,6 +127,7 @@ class GNNEncoder(nn.Module):
             and self.bond is not None
             and self.bond.kinds is not None
             and isinstance(self.convs[0], gnn.GINEConv)
+            and self.convs[0].lin is not None
         )
         if fast:
             kind_of_edge = self.bond.kind_index(batch.edge_attr)
