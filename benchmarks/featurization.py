@@ -68,12 +68,12 @@ def profile_one_process(featurizer, smiles: list[str], repeat: int = 3) -> None:
     """Where one process spends its time: parsing against reading the graph, and the cost
     of each RDKit call the PyG features make, per atom or bond (cProfile cannot see inside
     RDKit's Boost.Python calls, so they are timed one by one)."""
-    from molddl.data.featurizers import parse_smiles
+    from molddl.data.featurizers import STEREO_MARKS, parse_smiles
 
     def per(fn, count: int) -> float:  # best-of time of fn, in microseconds per item
         return best_of(fn, repeat) / count * 1e6
 
-    parsed = [(m, "@" in s or "/" in s or "\\" in s) for s in smiles
+    parsed = [(m, any(c in s for c in STEREO_MARKS)) for s in smiles
               if (m := parse_smiles(s)) is not None]  # fmt: skip
     mols = [m for m, _ in parsed]
     n = len(mols)

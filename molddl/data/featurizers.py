@@ -23,6 +23,11 @@ logger = logging.getLogger(__name__)
 
 _rdkit_quiet = False
 
+#: the characters through which a SMILES can carry stereo: chirality (``@``), double-bond
+#: directions (``/``, ``\\``) and CXSMILES extensions (``|t:4|``, ``|w:1.0|`` set double-bond
+#: stereo); RDKit's parser sets no chiral tag or bond stereo without one of them
+STEREO_MARKS = ("@", "/", "\\", "|")
+
 
 def parse_smiles(smiles: str):
     """An RDKit molecule, or ``None`` when RDKit rejects the string or it has no atom."""
@@ -114,7 +119,7 @@ class Featurizer:
         xs, eis, eas = [], [], []
         for i, s in enumerate(smiles):
             mol = parse_smiles(s)
-            stereo = mol is not None and ("@" in s or "/" in s or "\\" in s)
+            stereo = mol is not None and any(c in s for c in STEREO_MARKS)
             arrays = None if mol is None else self._graph_arrays(mol, stereo)
             if arrays is not None:
                 valid[i] = True
@@ -133,8 +138,8 @@ class Featurizer:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """``x``, ``edge_index``, ``edge_attr`` of one molecule (``None``: cannot featurize).
 
-        ``stereo=False`` says the molecule has no stereo information (its SMILES has no
-        ``@``, ``/`` or ``\\``), so a featurizer may skip reading it."""
+        ``stereo=False`` says the molecule has no stereo information (its SMILES has none
+        of :data:`STEREO_MARKS`), so a featurizer may skip reading it."""
         g = self._featurize_one(mol)
         return None if g is None else (g.x.numpy(), g.edge_index.numpy(), g.edge_attr.numpy())
 
@@ -212,7 +217,7 @@ class PyGGraphFeaturizer(Featurizer):
         # in benchmarks/featurization.py --profile), so fewer calls: atoms by index
         # (cheaper than iterating GetAtoms()), total degree as bonds + Hs (RDKit's own
         # definition), and no chirality or bond stereo read when the SMILES carries none
-        # (``stereo``: the SMILES parser sets them only from '@', '/' and '\').
+        # (``stereo``: the SMILES parser sets them only from STEREO_MARKS).
         chir, hyb = self._chirality, self._hybridization
         btype, bstereo = self._bond_type, self._stereo
         n = mol.GetNumAtoms()

@@ -357,6 +357,8 @@ STEREO = [
     "C[C@H](N)C(=O)O", "C[C@@H]1CCCO1", "F/C=C/F", "F/C=C\\F", "C/C=C/C=C\\C",
     "N[C@@H](Cc1ccccc1)C(=O)O", r"O=C(O)/C=C\C(=O)O", "C[C@@]12CC[C@H]3[C@@H](CCc4cc(O)ccc43)[C@@H]1CC[C@@H]2O",
     "C1CC/C=C/CC1", "CC=CC", "[2H]C([2H])([2H])O", "[Na+].[Cl-]", "C[N+](C)(C)C", "[CH2]C",
+    # CXSMILES: double-bond stereo set by the extension, no '/' in the SMILES
+    "C1CCCC=CCCC1 |t:4|", "C1CCCC=CCCC1 |c:4|", "CC=CC |w:1.0|", "C[C@H](F)Cl |o1:1|",
 ]  # fmt: skip
 
 
