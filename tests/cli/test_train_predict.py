@@ -118,7 +118,8 @@ def test_predict_keeps_known_labels_and_predicts_the_others(trained, tmp_path):
 
 def test_workers_lookahead_and_batch_size_give_the_same_predictions(trained, data_dir, tmp_path):
     # two chunks of 1,050 rows: with 2 workers each is featurized by the process pool, the
-    # second while the model predicts the first; the output equals the one-process run
+    # second while the model predicts the first; the output equals the one-process run (to
+    # float rounding: with 2 workers the model runs on the one core they leave)
     tox21 = pd.read_csv(data_dir / "tox21.csv.gz")
     screen = tox21[["smiles", *LABELS]].iloc[1000:3100].reset_index(drop=True)
     screen.loc[::3, "SR-ARE"] = np.nan
