@@ -43,6 +43,24 @@ def trained_model(path: Path) -> DualLabelModel:
     return model
 
 
+def workload(model: DualLabelModel, samples: int, device: torch.device):
+    """The first ``samples`` Tox21 test molecules with no label known: the towers (on
+    ``device``, eval mode), ``h``, ``[W_h h]`` per tower, the marginal model's initial states
+    and the seconds the encoder pass took."""
+    cfg = model.config_
+    _, _, test = load_splits(dataclasses.replace(cfg.data, split_fractions=[0.0, 0.0, 1.0]), 0)
+    data = test.subset(list(range(min(samples, len(test)))))
+    prep = model.preprocessor_.transform(data.with_labels(data.y * float("nan")))
+    t0 = time.perf_counter()
+    H, mraw = model._encode(prep, device, 4096)
+    encode_s = time.perf_counter() - t0
+    towers = [t.to(device).eval() for t in model.net_.towers]
+    with torch.inference_mode():
+        hh = [t.encode_h(H) for t in towers]
+        init = [to_state(towers[k].out_spec, mraw[k]) for k in range(2)]
+    return towers, H, hh, init, encode_s
+
+
 def tower_macs(tower, variant: str) -> int:
     """Multiply-adds of one tower evaluation for one sample."""
     d_h, hidden = tower.lin_h.in_features, tower.lin_h.out_features
@@ -98,18 +116,8 @@ def main() -> None:
 
     model = trained_model(args.model)
     cfg = model.config_
-    _, _, test = load_splits(dataclasses.replace(cfg.data, split_fractions=[0.0, 0.0, 1.0]), 0)
-    data = test.subset(list(range(min(args.samples, len(test)))))
-    data = data.with_labels(data.y * float("nan"))
-    prep = model.preprocessor_.transform(data)
-    t0 = time.perf_counter()
-    H, mraw = model._encode(prep, device, 4096)
-    encode_s = time.perf_counter() - t0
-    towers = [t.to(device).eval() for t in model.net_.towers]
+    towers, H, hh, init, encode_s = workload(model, args.samples, device)
     n = H.shape[0]
-    with torch.inference_mode():
-        hh = [t.encode_h(H) for t in towers]
-        init = [to_state(towers[k].out_spec, mraw[k]) for k in range(2)]
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     fixed = dataclasses.replace(cfg.inference, tol=-1.0, max_iter=args.iterations)

@@ -29,11 +29,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import best_of, machine  # noqa: E402
-from alternate_inference import DEFAULT_MODEL, matmul_flops, tower_macs, trained_model  # noqa: E402
+from alternate_inference import (  # noqa: E402
+    DEFAULT_MODEL,
+    matmul_flops,
+    tower_macs,
+    trained_model,
+    workload,
+)
 
 from molddl.inference.alternate import alternate  # noqa: E402
-from molddl.nn.heads import to_state  # noqa: E402
-from molddl.pipeline import load_splits  # noqa: E402
 
 LANES = 32
 SOURCE = r"""
@@ -115,17 +119,11 @@ def main() -> None:
 
     model = trained_model(args.model)
     cfg = model.config_
-    _, _, test = load_splits(dataclasses.replace(cfg.data, split_fractions=[0.0, 0.0, 1.0]), 0)
-    data = test.subset(list(range(min(args.samples, len(test)))))
-    prep = model.preprocessor_.transform(data.with_labels(data.y * float("nan")))
-    H, mraw = model._encode(prep, torch.device("cpu"), 256)
-    towers = [t.eval() for t in model.net_.towers]
+    towers, H, hh, init, _ = workload(model, args.samples, torch.device("cpu"))
     if not all(t.in_spec.kind == "binary" and t.out_spec.kind == "binary" for t in towers):
         raise SystemExit("the probe covers two binary labels")
     n = H.shape[0]
     with torch.inference_mode():
-        hh = [t.encode_h(H) for t in towers]
-        init = [to_state(towers[k].out_spec, mraw[k]) for k in range(2)]
         (M1, c1), (M2, c2) = (t.label_projection() for t in towers)
     H1, H2 = blocks((hh[0] + c1).numpy()), blocks((hh[1] + c2).numpy())
     m1, m2 = (np.ascontiguousarray(M[0].numpy()) for M in (M1, M2))

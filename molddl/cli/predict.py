@@ -241,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
         reader = _read_csv(fh, chunksize=args.chunk_size, compression=compression)
         ahead = _Lookahead(model, args.workers)
         threads = torch.get_num_threads()
-        if args.workers > 1:
+        if ahead.pool is not None:
             # the workers featurize the next chunk on their own cores meanwhile; more model
             # threads than the cores left only fight them (benchmarks/screening.py: 2 cores,
             # 2 workers, 100,000 rows in 41 s instead of 50 s)

@@ -103,15 +103,7 @@ class Featurizer:
             torch.from_numpy(np.concatenate([p[j] for p in parts], axis=-1 if j == 2 else 0))
             for j in range(1, 6)
         )
-        zero = torch.zeros(1, dtype=torch.long)
-        store = GraphStore(
-            x=x,
-            edge_index=edge_index,
-            edge_attr=edge_attr,
-            node_ptr=torch.cat([zero, n_nodes.cumsum(0)]),
-            edge_ptr=torch.cat([zero, n_edges.cumsum(0)]),
-        )
-        return valid, store
+        return valid, GraphStore.from_counts(x, edge_index, edge_attr, n_nodes, n_edges)
 
     def _graph_chunk(self, smiles: list[str]) -> tuple[np.ndarray, ...]:
         """``valid, x, edge_index, edge_attr, n_nodes, n_edges`` of a chunk, as arrays."""

@@ -36,14 +36,30 @@ class GraphStore:
         return int(self.node_ptr.numel() - 1)
 
     @classmethod
+    def from_counts(
+        cls,
+        x: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_attr: torch.Tensor,
+        n_nodes: torch.Tensor,
+        n_edges: torch.Tensor,
+    ) -> GraphStore:
+        """The store of concatenated graphs with ``n_nodes[i]`` / ``n_edges[i]`` each."""
+        zero = torch.zeros(1, dtype=torch.long)
+        return cls(
+            x=x,
+            edge_index=edge_index,
+            edge_attr=edge_attr,
+            node_ptr=torch.cat([zero, n_nodes.cumsum(0)]),
+            edge_ptr=torch.cat([zero, n_edges.cumsum(0)]),
+        )
+
+    @classmethod
     def from_data_list(cls, graphs: Sequence[Data]) -> GraphStore:
         if not graphs:
             raise ValueError("no graph to store")
-        n_nodes = torch.tensor([g.num_nodes for g in graphs])
-        n_edges = torch.tensor([g.edge_index.size(1) for g in graphs])
-        zero = torch.zeros(1, dtype=torch.long)
         edge_dim = graphs[0].edge_attr.size(1) if graphs[0].edge_attr is not None else 0
-        return cls(
+        return cls.from_counts(
             x=torch.cat([g.x for g in graphs]),
             edge_index=torch.cat([g.edge_index for g in graphs], dim=1),
             edge_attr=torch.cat(
@@ -54,8 +70,8 @@ class GraphStore:
                     for g in graphs
                 ]
             ),
-            node_ptr=torch.cat([zero, n_nodes.cumsum(0)]),
-            edge_ptr=torch.cat([zero, n_edges.cumsum(0)]),
+            n_nodes=torch.tensor([g.num_nodes for g in graphs]),
+            n_edges=torch.tensor([g.edge_index.size(1) for g in graphs]),
         )
 
     def __getitem__(self, i: int) -> Data:
@@ -76,13 +92,8 @@ class GraphStore:
 
     def subset(self, index: np.ndarray) -> GraphStore:
         node_pos, edge_pos, counts = self._ranges(index)
-        zero = torch.zeros(1, dtype=torch.long)
-        return GraphStore(
-            x=self.x[node_pos],
-            edge_index=self.edge_index[:, edge_pos],
-            edge_attr=self.edge_attr[edge_pos],
-            node_ptr=torch.cat([zero, counts[0].cumsum(0)]),
-            edge_ptr=torch.cat([zero, counts[1].cumsum(0)]),
+        return GraphStore.from_counts(
+            self.x[node_pos], self.edge_index[:, edge_pos], self.edge_attr[edge_pos], *counts
         )
 
     def batch(self, index: np.ndarray) -> Batch:

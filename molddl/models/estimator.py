@@ -187,8 +187,9 @@ class DualLabelModel(ConfiguredEstimator):
         rows_h = all_rows if rows_h is None else np.asarray(rows_h, dtype=bool)
         rows_m = all_rows if rows_m is None else np.asarray(rows_m, dtype=bool)
         net, marg = self.net_.to(device).eval(), self.marginal_.to(device).eval()
-        H: torch.Tensor | None = None
-        M: list[torch.Tensor] | None = None
+        widths = [raw_dim(s, self.config_.model.gaussian) for s in self.preprocessor_.labels]
+        H = torch.full((n, net.encoder.out_dim), float("nan"), device=device)
+        M = [torch.full((n, w), float("nan"), device=device) for w in widths]
         for rows, which in ((rows_h, "h"), (rows_m, "m")):
             idx = np.flatnonzero(rows)
             for start in range(0, len(idx), batch_size):
@@ -197,19 +198,10 @@ class DualLabelModel(ConfiguredEstimator):
                 at = torch.from_numpy(part).to(device)
                 with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                     if which == "h":
-                        h = net.encoder(x).float()
-                        H = _nan_rows(n, h) if H is None else H
-                        H[at] = h
+                        H[at] = net.encoder(x).float()
                     else:
-                        raw = [r.float() for r in marg(x)]
-                        M = [_nan_rows(n, r) for r in raw] if M is None else M
-                        for k, r in enumerate(raw):
-                            M[k][at] = r
-        if H is None:
-            H = torch.full((n, net.encoder.out_dim), float("nan"), device=device)
-        if M is None:
-            widths = [raw_dim(s, self.config_.model.gaussian) for s in self.preprocessor_.labels]
-            M = [torch.full((n, w), float("nan"), device=device) for w in widths]
+                        for k, r in enumerate(marg(x)):
+                            M[k][at] = r.float()
         return H, M
 
     def _prior(self, k: int, n: int, device) -> torch.Tensor:
@@ -436,8 +428,3 @@ class DualLabelModel(ConfiguredEstimator):
         model.net_.eval()
         model.marginal_.eval()
         return model
-
-
-def _nan_rows(n: int, like: torch.Tensor) -> torch.Tensor:
-    """``n`` rows of NaN with the width, dtype and device of ``like``."""
-    return torch.full((n, *like.shape[1:]), float("nan"), dtype=like.dtype, device=like.device)

@@ -187,7 +187,7 @@ class Preprocessor:
         if self.featurizer is not None:
             if data.smiles is None:
                 raise ValueError("this model takes molecules: the data needs a SMILES column")
-            feat = featurizer_from_dict(self.featurizer)
+            feat = self.make_featurizer()
             if data.meta.get("featurizer") != feat.to_dict():  # else featurized already
                 data, invalid = featurize_dataset(
                     data,
