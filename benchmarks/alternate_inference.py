@@ -1,9 +1,11 @@
 """Benchmark 1: alternate inference, 2,000 unlabelled Tox21 samples x 1,000 iterations.
 
-Measures, in one run: the fixed workload (exactly 1,000 iterations) for three ways of
-iterating the towers — the whole tower, the first layer split (``W_h h`` once), and
-molddl's folded label path (``state @ M + c``) — their FLOP/s against this machine's
-measured matmul FLOP/s, and the time with convergence-based early exit.
+Measures, in one run: the fixed workload (exactly 1,000 iterations) for four ways of
+iterating the towers — the whole tower, the first layer split (``W_h h`` once), molddl's
+folded label path (``state @ M + c``) in PyTorch (``inference.kernel: torch``) and the same
+iteration compiled (``inference.kernel: compiled``, the default on a CPU with a C compiler) —
+their FLOP/s against this machine's measured matmul FLOP/s, and the time with
+convergence-based early exit for both of molddl's loops.
 
     python benchmarks/alternate_inference.py [--model tox21.pt] [--samples 2000]
 """
@@ -24,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import best_of, machine  # noqa: E402
 
 from molddl.config import Config  # noqa: E402
+from molddl.inference import kernel  # noqa: E402
 from molddl.inference.alternate import alternate  # noqa: E402
 from molddl.models.estimator import DualLabelModel  # noqa: E402
 from molddl.nn.heads import state_dim, to_state  # noqa: E402
@@ -109,7 +112,9 @@ def main() -> None:
     p.add_argument("--iterations", type=int, default=1000)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--profile", action="store_true", help="torch.profiler table of the loop")
+    p.add_argument(
+        "--profile", action="store_true", help="torch.profiler table of the PyTorch loop"
+    )
     args = p.parse_args()
     logging.disable(logging.WARNING)
     device = torch.device(args.device)
@@ -120,11 +125,15 @@ def main() -> None:
     n = H.shape[0]
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
+    kernels = ["torch"]
+    why = kernel.unsupported(towers, hh) or kernel.unavailable()
+    if why is None:
+        kernels.append("compiled")
     fixed = dataclasses.replace(cfg.inference, tol=-1.0, max_iter=args.iterations)
     early = dataclasses.replace(cfg.inference, max_iter=args.iterations)
 
-    def run_alternate(icfg):
-        out = alternate(towers, hh, init, icfg)
+    def run_alternate(icfg, name):
+        out = alternate(towers, hh, init, dataclasses.replace(icfg, kernel=name))
         sync()
         return out
 
@@ -135,44 +144,61 @@ def main() -> None:
 
     rows = []
     for variant in ("whole tower", "split first layer"):
-        rows.append((variant, best_of(lambda v=variant: run_loop(v), args.repeat)))
-    rows.append(("folded label path (molddl)", best_of(lambda: run_alternate(fixed), args.repeat)))
-    early_s = best_of(lambda: run_alternate(early), args.repeat)
-    res = run_alternate(early)
+        rows.append((variant, "", best_of(lambda v=variant: run_loop(v), args.repeat)))
+    for name in kernels:
+        sec = best_of(lambda k=name: run_alternate(fixed, k), args.repeat)
+        rows.append(("folded label path", name, sec))
+    early_s = {k: best_of(lambda k=k: run_alternate(early, k), args.repeat) for k in kernels}
+    res = {k: run_alternate(early, k) for k in kernels}
     peak = matmul_flops(device)
 
-    print(f"machine: {machine()}; device {device}")
+    print(f"machine: {machine()}; device {device}; {torch.get_num_threads()} threads")
     print(
         f"model: {args.model} (hidden {towers[0].lin_h.out_features}, label_dim "
-        f"{towers[0].lin_y.in_features}); {n} samples, encoder once: {encode_s:.3f} s\n"
+        f"{towers[0].lin_y.in_features}); {n} samples, encoder once: {encode_s:.3f} s"
     )
-    print(f"measured matmul peak on {device} (2048^3, fp32): {peak / 1e9:.1f} GFLOP/s\n")
+    if why is not None:
+        print(f"compiled kernel not measured: {why}")
+    print(f"\nmeasured matmul peak on {device} (2048^3, fp32): {peak / 1e9:.1f} GFLOP/s\n")
     print(
-        f"| iteration ({args.iterations} fixed) | seconds | GFLOP | GFLOP/s | of peak | speed-up |"
+        f"| iteration ({args.iterations} fixed) | inference.kernel | seconds | GFLOP | GFLOP/s "
+        "| of peak | speed-up |"
     )
-    print("|---|---|---|---|---|---|")
-    base = rows[0][1]
-    for name, sec in rows:
+    print("|---|---|---|---|---|---|---|")
+    base = rows[0][2]
+    for name, kern, sec in rows:
         key = "folded" if name.startswith("folded") else name
         flops = 2 * n * args.iterations * sum(tower_macs(t, key) for t in towers)
         print(
-            f"| {name} | {sec:.3f} | {flops / 1e9:.2f} | {flops / sec / 1e9:.1f} | "
+            f"| {name} | {kern} | {sec:.4f} | {flops / 1e9:.2f} | {flops / sec / 1e9:.1f} | "
             f"{100 * flops / sec / peak:.1f} % | {base / sec:.1f}x |"
         )
-    conv = res.converged.float().mean().item()
-    iters = res.iterations.float()
-    print(
-        f"\nearly exit (tol {early.tol}, max {args.iterations}): {early_s * 1000:.1f} ms; "
-        f"converged {100 * conv:.1f} %, left in a period-2 cycle "
-        f"{100 * res.cycle.float().mean().item():.1f} % ({early.cycles}), "
-        f"iterations median {iters.median().item():.0f}, "
-        f"max {iters.max().item():.0f}"
-    )
+    print(f"\nearly exit (tol {early.tol}, max {args.iterations}, cycles {early.cycles}):")
+    for k in kernels:
+        r = res[k]
+        iters = r.iterations.float()
+        print(
+            f"- kernel {k}: {early_s[k] * 1000:.1f} ms; converged "
+            f"{100 * r.converged.float().mean().item():.1f} %, left in a period-2 cycle "
+            f"{100 * r.cycle.float().mean().item():.1f} %, iterations median "
+            f"{iters.median().item():.0f}, max {iters.max().item():.0f}"
+        )
+    if len(kernels) == 2:
+        a, b = res["torch"], res["compiled"]
+        fa, fb = run_alternate(fixed, "torch"), run_alternate(fixed, "compiled")
+        diff = max((fa.states[k] - fb.states[k]).abs().max().item() for k in range(2))
+        print(
+            f"\ncompiled vs PyTorch loop: largest state difference after {args.iterations} "
+            f"fixed iterations {diff:.1e}; early exit at another iteration for "
+            f"{int((a.iterations != b.iterations).sum())} of {n} samples, with another "
+            f"outcome (converged / cycle) for "
+            f"{int(((a.converged != b.converged) | (a.cycle != b.cycle)).sum())}"
+        )
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 
         with profile(activities=[ProfilerActivity.CPU]) as prof:
-            run_alternate(dataclasses.replace(fixed, max_iter=200))
+            run_alternate(dataclasses.replace(fixed, max_iter=200), "torch")
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8))
 
 

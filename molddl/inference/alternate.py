@@ -4,18 +4,23 @@ The encoder output ``h`` is constant across iterations, so each tower's first la
 into ``W_h h`` (computed once) and ``W_y L(y)``; the latter is linear in the label state and
 folds into ``state @ M + c`` (:meth:`Tower.label_projection`). An iteration is then one small
 product, a ReLU and the tower's output layer, batched over every unconverged sample, on the
-device of the tensors.
+device of the tensors. On the CPU the same iteration runs as compiled code where a C compiler
+is at hand (:mod:`molddl.inference.kernel`, ``inference.kernel``).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
 
-from molddl.config import InferenceConfig
+from molddl.config import ConfigError, InferenceConfig
+from molddl.inference import kernel
 from molddl.nn.heads import to_state
 from molddl.nn.towers import Tower
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -70,7 +75,29 @@ def alternate(
         ``[W_h¹ h, W_h² h]`` from :meth:`Tower.encode_h`, each ``n x hidden``.
     init
         Initial states ``[n x s1, n x s2]`` (marginal prediction or prior).
+    cfg
+        The settings; ``cfg.kernel`` picks the compiled loop (:mod:`molddl.inference.kernel`)
+        or this function's PyTorch loop.
     """
+    n = init[0].shape[0]
+    if cfg.kernel != "torch" and n and cfg.max_iter > 0:
+        why = kernel.unsupported(towers, hh) or kernel.unavailable()
+        if why is None:
+            states, iterations, status, residual = kernel.run(towers, hh, init, cfg)
+            return AlternateResult(
+                [torch.from_numpy(s) for s in states],
+                torch.from_numpy(iterations),
+                torch.from_numpy(status == kernel.CONVERGED),
+                torch.from_numpy(residual),
+                torch.from_numpy(status == kernel.CYCLE),
+            )
+        if cfg.kernel == "compiled":
+            raise ConfigError(f"config key 'inference.kernel' is 'compiled', but {why}")
+        logger.debug("alternate inference in PyTorch: the compiled kernel cannot run (%s)", why)
+    return _torch_loop(towers, hh, init, cfg)
+
+
+def _torch_loop(towers, hh, init, cfg: InferenceConfig) -> AlternateResult:
     n = init[0].shape[0]
     device = init[0].device
     out = [s.clone() for s in init]

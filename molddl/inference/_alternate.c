@@ -1,0 +1,330 @@
+/* Alternate inference (SPEC §4, Algorithm 2) as one compiled loop per block of samples.
+ *
+ * molddl/inference/kernel.py compiles this file with the machine's C compiler and calls
+ * `molddl_alternate` through ctypes; molddl/inference/alternate.py holds the PyTorch loop it
+ * must agree with, iteration for iteration (tests/test_kernel.py compares the two).
+ *
+ * Layout: samples are processed in blocks of LANES; every per-sample array is stored
+ * block by block as [feature][lane], so the innermost loop of every product runs over the
+ * lanes of a SIMD register and needs no reduction across lanes. A sample's arithmetic is
+ * therefore the same whatever block or thread it lands in: its result does not depend on the
+ * other samples or on the thread count.
+ *
+ * A block iterates until every one of its samples has left (converged, period-2 cycle or
+ * max_iter) or until half of those it started with have left; the caller then packs the
+ * remaining samples into full blocks and calls again, carrying their states and counts.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LANES 32
+
+enum { ACTIVE = 0, CONVERGED = 1, CYCLE = 2, MAX_ITER = 3, PADDING = 4 };
+enum { BINARY = 0, MULTICLASS = 1, VALUE = 2 };
+
+typedef struct {
+    int64_t s_in;    /* width of the input label state: 1, or C classes */
+    int64_t hidden;  /* width of the tower's layers */
+    int64_t depth;   /* hidden x hidden layers between the first and the output layer */
+    int64_t raw;     /* output rows evaluated: 1 (binary, value) or C (multiclass) */
+    int64_t kind;    /* BINARY (sigmoid), MULTICLASS (softmax) or VALUE (first row) */
+    const float *H;  /* blocks x hidden x LANES: W_h h + c, constant across iterations */
+    const float *M;  /* s_in x hidden: the label path W_y L(s) = s M + c */
+    const float *W;  /* depth x hidden x hidden (out x in) */
+    const float *b;  /* depth x hidden */
+    const float *Wo; /* raw x hidden */
+    const float *bo; /* raw */
+} tower_t;
+
+typedef struct {
+    int64_t gauss_seidel; /* 0: Jacobi; 1: the second update reads the first's new state */
+    int64_t cycles;       /* 0: detect period-2 cycles; 1: and resolve them (fixed_point) */
+    int64_t check_cycles; /* cycles != continue and tol > 0 */
+    int64_t max_iter;
+    float tol;       /* a sample has converged when its largest change is below tol */
+    float cycle_tol; /* ... and is in a period-2 cycle when it comes back within this */
+    float keep;      /* 1 - damping: new = keep * new + damping * old */
+    float damping;
+} config_t;
+
+typedef struct { /* one call's per-sample arrays, each blocks x width x LANES */
+    float *S1, *S2;       /* current states (in/out) */
+    float *P1, *P2;       /* states one iteration before the current ones (in/out) */
+    const float *I1, *I2; /* initial states, for resolving a cycle */
+    float *O1, *O2;       /* final states of samples that left */
+    int64_t *iter;        /* iterations run so far (in/out), blocks x LANES */
+    int8_t *status;       /* ACTIVE, ..., PADDING (in/out), blocks x LANES */
+    float *residual;      /* largest state change at the last iteration, blocks x LANES */
+} lanes_t;
+
+/* e^x for |x| <= 88: 2^n p(r) with Cephes' polynomial for expf; no libm call and no
+ * float-to-int conversion, so the compiler vectorizes it over the lanes. */
+static inline float fexp(float x) {
+    x = x < -87.f ? -87.f : (x > 88.f ? 88.f : x);
+    float t = x * 1.44269504088896341f + 12582912.f; /* round(x / ln 2) in the low bits */
+    float n = t - 12582912.f;
+    int32_t bits;
+    memcpy(&bits, &t, 4);
+    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.9875691500E-4f;
+    p = p * r + 1.3981999507E-3f;
+    p = p * r + 8.3334519073E-3f;
+    p = p * r + 4.1665795894E-2f;
+    p = p * r + 1.6666665459E-1f;
+    p = p * r + 5.0000001201E-1f;
+    p = p * r * r + r + 1.f;
+    int32_t e = ((bits - 0x4B400000) + 127) << 23;
+    float s;
+    memcpy(&s, &e, 4);
+    return p * s;
+}
+
+/* Sums over a layer's inputs run as CHAINS independent accumulators per lane (input j goes to
+ * chain j % CHAINS), added up at the end: one chain would wait on each multiply-add's
+ * latency. The order is fixed, so the result is too. */
+#define CHAINS 4
+
+/* q[l] = b + sum_j w[j] x[j][l] over n inputs (x: n x LANES) */
+static void dense(const float *restrict w, float b, const float *restrict x, int64_t n,
+                  float *restrict q) {
+    float a[CHAINS][LANES] = {{0.f}};
+    int64_t j = 0;
+    for (; j + CHAINS <= n; j += CHAINS)
+        for (int c = 0; c < CHAINS; c++)
+            for (int l = 0; l < LANES; l++) a[c][l] += w[j + c] * x[(j + c) * LANES + l];
+    for (; j < n; j++)
+        for (int l = 0; l < LANES; l++) a[0][l] += w[j] * x[j * LANES + l];
+    for (int l = 0; l < LANES; l++) q[l] = b + ((a[0][l] + a[1][l]) + (a[2][l] + a[3][l]));
+}
+
+/* One tower on a block: out (s_out x LANES) from the other label's state (s_in x LANES).
+ * x, y: hidden x LANES scratch; acc: raw x LANES scratch. */
+static void tower(const tower_t *T, const float *restrict h, const float *restrict state,
+                  float *restrict out, float *x, float *y, float *restrict acc) {
+    const int64_t hidden = T->hidden, raw = T->raw, s_in = T->s_in;
+    if (T->depth == 0 && s_in == 1 && raw == 1) {
+        /* the default towers: one pass, nothing leaves the registers */
+        const float *m = T->M, *w = T->Wo;
+        float a[CHAINS][LANES] = {{0.f}};
+        int64_t j = 0;
+        for (; j + CHAINS <= hidden; j += CHAINS)
+            for (int c = 0; c < CHAINS; c++)
+                for (int l = 0; l < LANES; l++) {
+                    float p = h[(j + c) * LANES + l] + state[l] * m[j + c];
+                    a[c][l] += (p > 0.f ? p : 0.f) * w[j + c];
+                }
+        for (; j < hidden; j++)
+            for (int l = 0; l < LANES; l++) {
+                float p = h[j * LANES + l] + state[l] * m[j];
+                a[0][l] += (p > 0.f ? p : 0.f) * w[j];
+            }
+        for (int l = 0; l < LANES; l++)
+            acc[l] = T->bo[0] + ((a[0][l] + a[1][l]) + (a[2][l] + a[3][l]));
+    } else {
+        for (int64_t j = 0; j < hidden; j++) { /* first layer: relu(W_h h + c + s M) */
+            float p[LANES];
+            for (int l = 0; l < LANES; l++) p[l] = h[j * LANES + l];
+            for (int64_t i = 0; i < s_in; i++) {
+                const float mij = T->M[i * hidden + j];
+                for (int l = 0; l < LANES; l++) p[l] += state[i * LANES + l] * mij;
+            }
+            for (int l = 0; l < LANES; l++) x[j * LANES + l] = p[l] > 0.f ? p[l] : 0.f;
+        }
+        for (int64_t d = 0; d < T->depth; d++) { /* hidden layers: relu(W x + b) */
+            const float *W = T->W + d * hidden * hidden, *b = T->b + d * hidden;
+            for (int64_t o = 0; o < hidden; o++) {
+                float q[LANES];
+                dense(W + o * hidden, b[o], x, hidden, q);
+                for (int l = 0; l < LANES; l++) y[o * LANES + l] = q[l] > 0.f ? q[l] : 0.f;
+            }
+            float *swap = x;
+            x = y;
+            y = swap;
+        }
+        for (int64_t r = 0; r < raw; r++) /* output layer */
+            dense(T->Wo + r * hidden, T->bo[r], x, hidden, acc + r * LANES);
+    }
+    if (T->kind == BINARY) {
+        for (int l = 0; l < LANES; l++) out[l] = 1.f / (1.f + fexp(-acc[l]));
+    } else if (T->kind == VALUE) {
+        memcpy(out, acc, LANES * sizeof(float));
+    } else {
+        float top[LANES], sum[LANES];
+        for (int l = 0; l < LANES; l++) top[l] = acc[l], sum[l] = 0.f;
+        for (int64_t r = 1; r < raw; r++)
+            for (int l = 0; l < LANES; l++)
+                top[l] = acc[r * LANES + l] > top[l] ? acc[r * LANES + l] : top[l];
+        for (int64_t r = 0; r < raw; r++)
+            for (int l = 0; l < LANES; l++) {
+                float e = fexp(acc[r * LANES + l] - top[l]);
+                out[r * LANES + l] = e;
+                sum[l] += e;
+            }
+        for (int64_t r = 0; r < raw; r++)
+            for (int l = 0; l < LANES; l++) out[r * LANES + l] /= sum[l];
+    }
+}
+
+static inline float absf(float v) { return v < 0.f ? -v : v; }
+
+/* m[l] = the largest |a - b| of each lane over a state's rows; NaN if any is NaN (as
+ * torch's amax) */
+static void dist(const float *a, const float *b, int64_t rows, float *m) {
+    for (int l = 0; l < LANES; l++) m[l] = 0.f;
+    for (int64_t i = 0; i < rows; i++)
+        for (int l = 0; l < LANES; l++) {
+            float d = absf(a[i * LANES + l] - b[i * LANES + l]);
+            m[l] = (d > m[l] || d != d) ? d : m[l];
+        }
+}
+
+static void nanmax(float *a, const float *b) {
+    for (int l = 0; l < LANES; l++) a[l] = (b[l] > a[l] || b[l] != b[l]) ? b[l] : a[l];
+}
+
+static void copy_lane(float *dst, const float *src, int64_t rows, int l) {
+    for (int64_t i = 0; i < rows; i++) dst[i * LANES + l] = src[i * LANES + l];
+}
+
+static float lane_dist(const float *a, const float *b, int64_t rows, int l) {
+    float m = 0.f;
+    for (int64_t i = 0; i < rows; i++) {
+        float d = absf(a[i * LANES + l] - b[i * LANES + l]);
+        m = (d > m || d != d) ? d : m;
+    }
+    return m;
+}
+
+static void run_block(const tower_t *T1, const tower_t *T2, const config_t *c,
+                      const lanes_t *A, int64_t k, float *scratch) {
+    const int64_t s1 = T2->s_in, s2 = T1->s_in; /* tower 2 reads label 1 and vice versa */
+    const int64_t hidden = T1->hidden > T2->hidden ? T1->hidden : T2->hidden;
+    const int64_t raw = T1->raw > T2->raw ? T1->raw : T2->raw;
+    float *x = scratch, *y = x + hidden * LANES, *acc = y + hidden * LANES;
+    float *N1 = acc + raw * LANES, *N2 = N1 + s1 * LANES;
+    /* the states live in this thread's scratch while the block runs: written at every
+     * iteration, they would share cache lines with the neighbouring blocks of other threads */
+    float *S1 = N2 + s2 * LANES, *S2 = S1 + s1 * LANES;
+    float *P1 = S2 + s2 * LANES, *P2 = P1 + s1 * LANES;
+    float *S1_out = A->S1 + k * s1 * LANES, *S2_out = A->S2 + k * s2 * LANES;
+    float *P1_out = A->P1 + k * s1 * LANES, *P2_out = A->P2 + k * s2 * LANES;
+    memcpy(S1, S1_out, sizeof(float) * s1 * LANES);
+    memcpy(S2, S2_out, sizeof(float) * s2 * LANES);
+    memcpy(P1, P1_out, sizeof(float) * s1 * LANES);
+    memcpy(P2, P2_out, sizeof(float) * s2 * LANES);
+    const float *I1 = A->I1 + k * s1 * LANES, *I2 = A->I2 + k * s2 * LANES;
+    float *O1 = A->O1 + k * s1 * LANES, *O2 = A->O2 + k * s2 * LANES;
+    int64_t *iter = A->iter + k * LANES;
+    int8_t *status = A->status + k * LANES;
+    float *residual = A->residual + k * LANES;
+    const float *H1 = T1->H + k * T1->hidden * LANES, *H2 = T2->H + k * T2->hidden * LANES;
+    const float d = c->damping, keep = c->keep;
+
+    /* per lane: still iterating, and the iterations it had run when the block started */
+    int32_t act[LANES];
+    int64_t iter0[LANES];
+    int start = 0;
+    int64_t steps = 0, until = INT64_MAX; /* the first step at which a lane hits max_iter */
+    for (int l = 0; l < LANES; l++) {
+        act[l] = status[l] == ACTIVE;
+        iter0[l] = iter[l];
+        start += act[l];
+        if (act[l] && c->max_iter - iter[l] < until) until = c->max_iter - iter[l];
+    }
+    int active = start;
+    float delta[LANES], q[LANES], tmp[LANES];
+    while (2 * active > start) { /* stop once half of the block's samples have left */
+        steps++;
+        tower(T2, H2, S1, N2, x, y, acc);
+        tower(T1, H1, c->gauss_seidel ? N2 : S2, N1, x, y, acc);
+        if (d > 0.f) {
+            for (int64_t i = 0; i < s1 * LANES; i++) N1[i] = keep * N1[i] + d * S1[i];
+            for (int64_t i = 0; i < s2 * LANES; i++) N2[i] = keep * N2[i] + d * S2[i];
+        }
+        /* the tests of every lane at once; the lanes are visited one by one only at the
+         * iterations where one of them leaves. With tol <= 0 no sample converges: the
+         * changes matter only at max_iter, for the residual. */
+        if (c->tol <= 0.f && steps != until) goto next;
+        dist(N1, S1, s1, delta);
+        dist(N2, S2, s2, tmp);
+        nanmax(delta, tmp);
+        int32_t any = 0;
+        if (c->check_cycles) {
+            dist(N1, P1, s1, q);
+            dist(N2, P2, s2, tmp);
+            nanmax(q, tmp);
+            for (int l = 0; l < LANES; l++) {
+                int32_t cyc = iter0[l] + steps >= 2 && q[l] < c->cycle_tol;
+                any |= act[l] & (cyc | (delta[l] < c->tol));
+            }
+        } else {
+            for (int l = 0; l < LANES; l++) any |= act[l] & (delta[l] < c->tol);
+        }
+        if (any || steps == until) {
+            until = INT64_MAX;
+            for (int l = 0; l < LANES; l++) {
+                if (!act[l]) continue;
+                const int64_t t = iter0[l] + steps;
+                int done = delta[l] < c->tol;
+                int cyc = !done && c->check_cycles && t >= 2 && q[l] < c->cycle_tol;
+                if (done || (!cyc && t == c->max_iter)) {
+                    copy_lane(O1, N1, s1, l);
+                    copy_lane(O2, N2, s2, l);
+                    status[l] = done ? CONVERGED : MAX_ITER;
+                } else if (cyc && c->cycles == 1) { /* the fixed point nearest the start */
+                    float a1 = lane_dist(S1, I1, s1, l), a2 = lane_dist(N2, I2, s2, l);
+                    float b1 = lane_dist(N1, I1, s1, l), b2 = lane_dist(S2, I2, s2, l);
+                    int pick_a = (a1 > a2 ? a1 : a2) <= (b1 > b2 ? b1 : b2);
+                    copy_lane(O1, pick_a ? S1 : N1, s1, l);
+                    copy_lane(O2, pick_a ? N2 : S2, s2, l);
+                    status[l] = CYCLE;
+                } else if (cyc) { /* the state of iteration max_iter: this parity or the other */
+                    int same = (c->max_iter - t) % 2 == 0;
+                    copy_lane(O1, same ? N1 : S1, s1, l);
+                    copy_lane(O2, same ? N2 : S2, s2, l);
+                    status[l] = CYCLE;
+                } else {
+                    if (c->max_iter - iter0[l] < until) until = c->max_iter - iter0[l];
+                    continue;
+                }
+                iter[l] = t;
+                residual[l] = delta[l];
+                act[l] = 0;
+                active--;
+            }
+        }
+    next:
+        if (c->check_cycles) {
+            memcpy(P1, S1, sizeof(float) * s1 * LANES);
+            memcpy(P2, S2, sizeof(float) * s2 * LANES);
+        }
+        memcpy(S1, N1, sizeof(float) * s1 * LANES);
+        memcpy(S2, N2, sizeof(float) * s2 * LANES);
+    }
+    for (int l = 0; l < LANES; l++)
+        if (act[l]) iter[l] = iter0[l] + steps;
+    memcpy(S1_out, S1, sizeof(float) * s1 * LANES);
+    memcpy(S2_out, S2, sizeof(float) * s2 * LANES);
+    memcpy(P1_out, P1, sizeof(float) * s1 * LANES);
+    memcpy(P2_out, P2, sizeof(float) * s2 * LANES);
+}
+
+/* Runs blocks taken from *next (shared by the calling threads) until none is left.
+ * Returns 0, or -1 when scratch memory could not be allocated. */
+int64_t molddl_alternate(const tower_t *T1, const tower_t *T2, const config_t *c,
+                         const lanes_t *A, int64_t nblocks, int64_t *next) {
+    const int64_t hidden = T1->hidden > T2->hidden ? T1->hidden : T2->hidden;
+    const int64_t raw = T1->raw > T2->raw ? T1->raw : T2->raw;
+    float *scratch = malloc(sizeof(float) * LANES * (2 * hidden + raw + 3 * (T2->s_in + T1->s_in)));
+    if (scratch == NULL) return -1;
+    for (;;) {
+        int64_t k = __atomic_fetch_add(next, 1, __ATOMIC_RELAXED);
+        if (k >= nblocks) break;
+        run_block(T1, T2, c, A, k, scratch);
+    }
+    free(scratch);
+    return 0;
+}
+
+int64_t molddl_lanes(void) { return LANES; }
