@@ -2,7 +2,8 @@
  *
  * molddl/inference/kernel.py compiles this file with the machine's C compiler and calls
  * `molddl_alternate` through ctypes; molddl/inference/alternate.py holds the PyTorch loop it
- * must agree with, iteration for iteration (tests/test_kernel.py compares the two).
+ * must agree with, iteration for iteration (tests/unit/inference/test_kernel.py compares the
+ * two). Compile without -ffast-math: fexp's rounding and the NaN tests need IEEE arithmetic.
  *
  * Layout: samples are processed in blocks of LANES; every per-sample array is stored
  * block by block as [feature][lane], so the innermost loop of every product runs over the
@@ -98,29 +99,25 @@ static void dense(const float *restrict w, float b, const float *restrict x, int
     for (int l = 0; l < LANES; l++) q[l] = b + ((a[0][l] + a[1][l]) + (a[2][l] + a[3][l]));
 }
 
-/* One tower on a block: out (s_out x LANES) from the other label's state (s_in x LANES).
- * x, y: hidden x LANES scratch; acc: raw x LANES scratch. */
+/* A tower of molddl's default shape: a binary or value label in and out, no hidden layer. */
+static inline int simple(const tower_t *T) { return T->depth == 0 && T->s_in == 1 && T->raw == 1; }
+
+/* One tower's raw outputs on a block (acc: raw x LANES) from the other label's state
+ * (s_in x LANES); x, y: hidden x LANES scratch. */
 static void tower(const tower_t *T, const float *restrict h, const float *restrict state,
-                  float *restrict out, float *x, float *y, float *restrict acc) {
+                  float *x, float *y, float *restrict acc) {
     const int64_t hidden = T->hidden, raw = T->raw, s_in = T->s_in;
-    if (T->depth == 0 && s_in == 1 && raw == 1) {
-        /* the default towers: one pass, nothing leaves the registers */
-        const float *m = T->M, *w = T->Wo;
-        float a[CHAINS][LANES] = {{0.f}};
-        int64_t j = 0;
-        for (; j + CHAINS <= hidden; j += CHAINS)
-            for (int c = 0; c < CHAINS; c++)
-                for (int l = 0; l < LANES; l++) {
-                    float p = h[(j + c) * LANES + l] + state[l] * m[j + c];
-                    a[c][l] += (p > 0.f ? p : 0.f) * w[j + c];
-                }
-        for (; j < hidden; j++)
+    if (simple(T)) { /* the default towers: one pass, nothing leaves the registers */
+        float a[LANES];
+        for (int l = 0; l < LANES; l++) a[l] = T->bo[0];
+        for (int64_t j = 0; j < hidden; j++) {
+            const float m = T->M[j], w = T->Wo[j];
             for (int l = 0; l < LANES; l++) {
-                float p = h[j * LANES + l] + state[l] * m[j];
-                a[0][l] += (p > 0.f ? p : 0.f) * w[j];
+                float p = h[j * LANES + l] + state[l] * m;
+                a[l] += (p > 0.f ? p : 0.f) * w;
             }
-        for (int l = 0; l < LANES; l++)
-            acc[l] = T->bo[0] + ((a[0][l] + a[1][l]) + (a[2][l] + a[3][l]));
+        }
+        memcpy(acc, a, sizeof a);
     } else {
         for (int64_t j = 0; j < hidden; j++) { /* first layer: relu(W_h h + c + s M) */
             float p[LANES];
@@ -145,6 +142,30 @@ static void tower(const tower_t *T, const float *restrict h, const float *restri
         for (int64_t r = 0; r < raw; r++) /* output layer */
             dense(T->Wo + r * hidden, T->bo[r], x, hidden, acc + r * LANES);
     }
+}
+
+/* Both default towers of a Jacobi step in one pass over their hidden units (the sums of
+ * tower() in the same order): acc1 = T1(h1, s2), acc2 = T2(h2, s1). */
+static void pair(const tower_t *T1, const tower_t *T2, const float *restrict h1,
+                 const float *restrict h2, const float *restrict s1, const float *restrict s2,
+                 float *restrict acc1, float *restrict acc2) {
+    float a1[LANES], a2[LANES];
+    for (int l = 0; l < LANES; l++) a1[l] = T1->bo[0], a2[l] = T2->bo[0];
+    for (int64_t j = 0; j < T1->hidden; j++) {
+        const float m1 = T1->M[j], w1 = T1->Wo[j], m2 = T2->M[j], w2 = T2->Wo[j];
+        for (int l = 0; l < LANES; l++) {
+            float p1 = h1[j * LANES + l] + s2[l] * m1, p2 = h2[j * LANES + l] + s1[l] * m2;
+            a1[l] += (p1 > 0.f ? p1 : 0.f) * w1;
+            a2[l] += (p2 > 0.f ? p2 : 0.f) * w2;
+        }
+    }
+    memcpy(acc1, a1, sizeof a1);
+    memcpy(acc2, a2, sizeof a2);
+}
+
+/* The label state (s_out x LANES) from a tower's raw outputs (raw x LANES). */
+static void to_state(const tower_t *T, const float *restrict acc, float *restrict out) {
+    const int64_t raw = T->raw;
     if (T->kind == BINARY) {
         for (int l = 0; l < LANES; l++) out[l] = 1.f / (1.f + fexp(-acc[l]));
     } else if (T->kind == VALUE) {
@@ -196,13 +217,24 @@ static float lane_dist(const float *a, const float *b, int64_t rows, int l) {
     return m;
 }
 
+/* P = S (kept for the period-2 test), S = N */
+static void advance(float *S1, float *S2, float *P1, float *P2, const float *N1,
+                        const float *N2, int64_t s1, int64_t s2, int64_t keep_previous) {
+    if (keep_previous) {
+        memcpy(P1, S1, sizeof(float) * s1 * LANES);
+        memcpy(P2, S2, sizeof(float) * s2 * LANES);
+    }
+    memcpy(S1, N1, sizeof(float) * s1 * LANES);
+    memcpy(S2, N2, sizeof(float) * s2 * LANES);
+}
+
 static void run_block(const tower_t *T1, const tower_t *T2, const config_t *c,
                       const lanes_t *A, int64_t k, float *scratch) {
     const int64_t s1 = T2->s_in, s2 = T1->s_in; /* tower 2 reads label 1 and vice versa */
     const int64_t hidden = T1->hidden > T2->hidden ? T1->hidden : T2->hidden;
     const int64_t raw = T1->raw > T2->raw ? T1->raw : T2->raw;
     float *x = scratch, *y = x + hidden * LANES, *acc = y + hidden * LANES;
-    float *N1 = acc + raw * LANES, *N2 = N1 + s1 * LANES;
+    float *N1 = acc + 2 * raw * LANES, *N2 = N1 + s1 * LANES; /* acc: both towers' raw */
     /* the states live in this thread's scratch while the block runs: written at every
      * iteration, they would share cache lines with the neighbouring blocks of other threads */
     float *S1 = N2 + s2 * LANES, *S2 = S1 + s1 * LANES;
@@ -220,6 +252,7 @@ static void run_block(const tower_t *T1, const tower_t *T2, const config_t *c,
     float *residual = A->residual + k * LANES;
     const float *H1 = T1->H + k * T1->hidden * LANES, *H2 = T2->H + k * T2->hidden * LANES;
     const float d = c->damping, keep = c->keep;
+    const int paired = !c->gauss_seidel && simple(T1) && simple(T2) && T1->hidden == T2->hidden;
 
     /* per lane: still iterating, and the iterations it had run when the block started */
     int32_t act[LANES];
@@ -236,8 +269,16 @@ static void run_block(const tower_t *T1, const tower_t *T2, const config_t *c,
     float delta[LANES], q[LANES], tmp[LANES];
     while (2 * active > start) { /* stop once half of the block's samples have left */
         steps++;
-        tower(T2, H2, S1, N2, x, y, acc);
-        tower(T1, H1, c->gauss_seidel ? N2 : S2, N1, x, y, acc);
+        if (paired) {
+            pair(T1, T2, H1, H2, S1, S2, acc, acc + LANES);
+            to_state(T1, acc, N1);
+            to_state(T2, acc + LANES, N2);
+        } else {
+            tower(T2, H2, S1, x, y, acc);
+            to_state(T2, acc, N2);
+            tower(T1, H1, c->gauss_seidel ? N2 : S2, x, y, acc);
+            to_state(T1, acc, N1);
+        }
         if (d > 0.f) {
             for (int64_t i = 0; i < s1 * LANES; i++) N1[i] = keep * N1[i] + d * S1[i];
             for (int64_t i = 0; i < s2 * LANES; i++) N2[i] = keep * N2[i] + d * S2[i];
@@ -245,7 +286,10 @@ static void run_block(const tower_t *T1, const tower_t *T2, const config_t *c,
         /* the tests of every lane at once; the lanes are visited one by one only at the
          * iterations where one of them leaves. With tol <= 0 no sample converges: the
          * changes matter only at max_iter, for the residual. */
-        if (c->tol <= 0.f && steps != until) goto next;
+        if (c->tol <= 0.f && steps != until) {
+            advance(S1, S2, P1, P2, N1, N2, s1, s2, c->check_cycles);
+            continue;
+        }
         dist(N1, S1, s1, delta);
         dist(N2, S2, s2, tmp);
         nanmax(delta, tmp);
@@ -294,13 +338,7 @@ static void run_block(const tower_t *T1, const tower_t *T2, const config_t *c,
                 active--;
             }
         }
-    next:
-        if (c->check_cycles) {
-            memcpy(P1, S1, sizeof(float) * s1 * LANES);
-            memcpy(P2, S2, sizeof(float) * s2 * LANES);
-        }
-        memcpy(S1, N1, sizeof(float) * s1 * LANES);
-        memcpy(S2, N2, sizeof(float) * s2 * LANES);
+        advance(S1, S2, P1, P2, N1, N2, s1, s2, c->check_cycles);
     }
     for (int l = 0; l < LANES; l++)
         if (act[l]) iter[l] = iter0[l] + steps;
@@ -316,7 +354,7 @@ int64_t molddl_alternate(const tower_t *T1, const tower_t *T2, const config_t *c
                          const lanes_t *A, int64_t nblocks, int64_t *next) {
     const int64_t hidden = T1->hidden > T2->hidden ? T1->hidden : T2->hidden;
     const int64_t raw = T1->raw > T2->raw ? T1->raw : T2->raw;
-    float *scratch = malloc(sizeof(float) * LANES * (2 * hidden + raw + 3 * (T2->s_in + T1->s_in)));
+    float *scratch = malloc(sizeof(float) * LANES * (2 * hidden + 2 * raw + 3 * (T2->s_in + T1->s_in)));
     if (scratch == NULL) return -1;
     for (;;) {
         int64_t k = __atomic_fetch_add(next, 1, __ATOMIC_RELAXED);

@@ -253,12 +253,15 @@ def _ptr(a: np.ndarray, kind=ctypes.c_float):
 
 
 def _blocks(x: np.ndarray, lanes: int, fill=0) -> np.ndarray:
-    """``m x w`` (or ``m``) → ``blocks x w x lanes``, padded with ``fill``, contiguous."""
+    """``m x w`` (or ``m``) → ``blocks x w x lanes``, padded with ``fill``, in one copy."""
     x = x.reshape(len(x), -1)
-    nb = -(-len(x) // lanes)
-    out = np.full((nb * lanes, x.shape[1]), fill, dtype=x.dtype)
-    out[: len(x)] = x
-    return np.ascontiguousarray(out.reshape(nb, lanes, -1).transpose(0, 2, 1))
+    m, w = x.shape
+    full, rest = divmod(m, lanes)
+    out = np.full((full + (rest > 0), w, lanes), fill, dtype=x.dtype)
+    out[:full].transpose(0, 2, 1)[...] = x[: full * lanes].reshape(full, lanes, w)
+    if rest:
+        out[full, :, :rest] = x[full * lanes :].T
+    return out
 
 
 def _rows(b: np.ndarray, m: int) -> np.ndarray:
@@ -315,16 +318,17 @@ def run(towers, hh: list[torch.Tensor], init: list[torch.Tensor], cfg, threads: 
     todo = np.arange(n)
     while todo.size:  # each pass packs the samples still iterating into full blocks
         m = todo.size
+        rows = todo if m < n else slice(None)  # the first pass takes every sample as it is
         blk = {
-            name: _blocks(a[todo], lanes)
+            name: _blocks(a[rows], lanes)
             for name, a in (("S1", S[0]), ("S2", S[1]), ("P1", P[0]), ("P2", P[1]))
         }
-        blk["I1"], blk["I2"] = _blocks(init_np[0][todo], lanes), _blocks(init_np[1][todo], lanes)
+        blk["I1"], blk["I2"] = _blocks(init_np[0][rows], lanes), _blocks(init_np[1][rows], lanes)
         blk["O1"], blk["O2"] = np.zeros_like(blk["S1"]), np.zeros_like(blk["S2"])
-        it = _blocks(iterations[todo], lanes)
-        st = _blocks(status[todo], lanes, fill=PADDING)
+        it = _blocks(iterations[rows], lanes)
+        st = _blocks(status[rows], lanes, fill=PADDING)
         res = np.zeros_like(it, dtype=np.float32)
-        H = [_blocks(t["H"][todo], lanes) for t in (t1, t2)]
+        H = [_blocks(t["H"][rows], lanes) for t in (t1, t2)]
         structs = [
             _Tower(
                 s_in=t["s_in"],
@@ -357,11 +361,11 @@ def run(towers, hh: list[torch.Tensor], init: list[torch.Tensor], cfg, threads: 
         _parallel(lib.molddl_alternate, args, min(threads, nb))
         st_m = _rows(st, m)[:, 0]
         left = st_m != ACTIVE
-        rows, stay = todo[left], todo[~left]
+        gone, stay = todo[left], todo[~left]
         iterations[todo] = _rows(it, m)[:, 0]
-        status[rows], residual[rows] = st_m[left], _rows(res, m)[left, 0]
+        status[gone], residual[gone] = st_m[left], _rows(res, m)[left, 0]
         for k, (o, s, p) in enumerate((("O1", "S1", "P1"), ("O2", "S2", "P2"))):
-            out[k][rows] = _rows(blk[o], m)[left]
+            out[k][gone] = _rows(blk[o], m)[left]
             S[k][stay], P[k][stay] = _rows(blk[s], m)[~left], _rows(blk[p], m)[~left]
         todo = stay
     return out, iterations, status, residual

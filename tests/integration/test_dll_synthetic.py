@@ -9,6 +9,7 @@ import torch
 
 from molddl.config import InferenceConfig
 from molddl.data.synthetic import make_dual_label
+from molddl.inference import kernel
 from molddl.models.estimator import MODEL_FORMAT_VERSION, DualLabelModel, ModelFileError
 
 pytestmark = pytest.mark.slow
@@ -90,6 +91,21 @@ def test_alternate_inference_converges_on_unlabelled_samples(fitted, binary_data
     assert rate > 0.7
     assert (out.loc[out.converged, "iterations"] < fitted.config_.inference.max_iter).all()
     assert out[["y1_prob", "y2_prob"]].apply(lambda c: c.between(0, 1)).all().all()
+
+
+@pytest.mark.skipif(kernel.compiler() is None, reason="no C compiler for the compiled kernel")
+def test_the_compiled_kernel_and_the_pytorch_loop_predict_alike(fitted, binary_data):
+    """The default on the CPU (``inference.kernel: auto``) is the compiled loop."""
+    prep = fitted.preprocessor_.transform(_unlabelled(binary_data[2]))
+    ref = fitted.predict_prepared(prep, inference=InferenceConfig(kernel="torch"))
+    got = fitted.predict_prepared(prep)
+    again = fitted.predict_prepared(prep, inference=InferenceConfig(kernel="compiled"))
+    assert (got.source == "alternate").all()
+    for k in range(2):
+        assert torch.equal(got.states[k], again.states[k])
+        torch.testing.assert_close(got.states[k], ref.states[k], atol=1e-4, rtol=0)
+    assert (got.converged == ref.converged).all()
+    assert np.abs(got.iterations - ref.iterations).max() <= 1
 
 
 def test_predict_keeps_given_labels_and_uses_direct_inference(fitted, binary_data):

@@ -19,8 +19,10 @@ from molddl.inference import kernel
 from molddl.inference.alternate import alternate
 from molddl.nn.towers import Tower
 
-WHY = kernel.unavailable()
-pytestmark = pytest.mark.skipif(WHY is not None, reason=f"no compiled kernel here: {WHY}")
+# with a compiler present, a kernel that fails to build fails these tests
+pytestmark = pytest.mark.skipif(
+    kernel.compiler() is None, reason="no C compiler ($CC, cc, gcc, clang)"
+)
 
 SPECS = {
     "binary": LabelSpec("a", "binary"),
