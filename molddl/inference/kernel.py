@@ -28,7 +28,6 @@ import platform
 import shutil
 import subprocess
 import tempfile
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -40,9 +39,17 @@ from molddl.nn.towers import Tower
 logger = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("_alternate.c")
-FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-std=gnu11", "-fPIC", "-shared"]
-PORTABLE_FLAGS = ["-O3", "-std=gnu11", "-fPIC", "-shared"]
-ACTIVE, CONVERGED, CYCLE, MAX_ITER, PADDING = range(5)
+FLAGS = [
+    "-O3",
+    "-march=native",
+    "-mprefer-vector-width=512",
+    "-std=gnu11",
+    "-pthread",
+    "-fPIC",
+    "-shared",
+]
+PORTABLE_FLAGS = ["-O3", "-std=gnu11", "-pthread", "-fPIC", "-shared"]
+ACTIVE, CONVERGED, CYCLE, MAX_ITER = range(4)
 KINDS = {"binary": 0, "multiclass": 1, "regression": 2}
 
 _float_p = ctypes.POINTER(ctypes.c_float)
@@ -65,6 +72,7 @@ class _Config(ctypes.Structure):
 
 class _Lanes(ctypes.Structure):
     _fields_ = [
+        ("rows", ctypes.POINTER(ctypes.c_int64)),
         *((name, _float_p) for name in ("S1", "S2", "P1", "P2", "I1", "I2", "O1", "O2")),
         ("iter", ctypes.POINTER(ctypes.c_int64)),
         ("status", ctypes.POINTER(ctypes.c_int8)),
@@ -121,7 +129,7 @@ def _open(path: Path) -> ctypes.CDLL:
         ctypes.POINTER(_Config),
         ctypes.POINTER(_Lanes),
         ctypes.c_int64,
-        ctypes.POINTER(ctypes.c_int64),
+        ctypes.c_int64,
     ]
     return lib
 
@@ -230,7 +238,7 @@ def _arrays(tower, hh: torch.Tensor) -> dict[str, np.ndarray | int]:
         return np.ascontiguousarray(t.detach().to(torch.float32).numpy())
 
     return {
-        "H": arr(hh + c),
+        "H": arr(hh) + arr(c),  # NumPy: a PyTorch op here would leave its threads spinning
         "M": arr(M),
         "W": arr(torch.stack([m.weight for m in hidden_layers]))
         if hidden_layers
@@ -252,37 +260,6 @@ def _ptr(a: np.ndarray, kind=ctypes.c_float):
     return a.ctypes.data_as(ctypes.POINTER(kind))
 
 
-def _blocks(x: np.ndarray, lanes: int, fill=0) -> np.ndarray:
-    """``m x w`` (or ``m``) → ``blocks x w x lanes``, padded with ``fill``, in one copy."""
-    x = x.reshape(len(x), -1)
-    m, w = x.shape
-    full, rest = divmod(m, lanes)
-    out = np.full((full + (rest > 0), w, lanes), fill, dtype=x.dtype)
-    out[:full].transpose(0, 2, 1)[...] = x[: full * lanes].reshape(full, lanes, w)
-    if rest:
-        out[full, :, :rest] = x[full * lanes :].T
-    return out
-
-
-def _rows(b: np.ndarray, m: int) -> np.ndarray:
-    """Inverse of :func:`_blocks`: the first ``m`` rows, ``m x w``."""
-    return b.transpose(0, 2, 1).reshape(-1, b.shape[1])[:m]
-
-
-def _parallel(fn, args: tuple, threads: int) -> None:
-    """``fn(*args)`` on ``threads`` threads at once; they share the blocks through ``next``
-    (ctypes releases the GIL during the call)."""
-    codes: list[int] = []
-    workers = [threading.Thread(target=lambda: codes.append(fn(*args))) for _ in range(threads - 1)]
-    for w in workers:
-        w.start()
-    codes.append(fn(*args))
-    for w in workers:
-        w.join()
-    if any(codes):
-        raise MemoryError("the compiled kernel could not allocate its scratch memory")
-
-
 @torch.inference_mode()
 def run(towers, hh: list[torch.Tensor], init: list[torch.Tensor], cfg, threads: int | None = None):
     """Alternate inference with the compiled kernel; the arguments and the meaning of the
@@ -296,7 +273,6 @@ def run(towers, hh: list[torch.Tensor], init: list[torch.Tensor], cfg, threads: 
     threads = max(1, threads or torch.get_num_threads())
     n = init[0].shape[0]
     t1, t2 = (_arrays(t, h) for t, h in zip(towers, hh, strict=True))
-    keep = [t1, t2]  # every array the structures point into stays alive here
     d = float(cfg.damping)
     config = _Config(
         gauss_seidel=int(cfg.method == "gauss_seidel"),
@@ -315,57 +291,39 @@ def run(towers, hh: list[torch.Tensor], init: list[torch.Tensor], cfg, threads: 
     iterations = np.zeros(n, dtype=np.int64)
     status = np.zeros(n, dtype=np.int8)
     residual = np.zeros(n, dtype=np.float32)
-    todo = np.arange(n)
-    while todo.size:  # each pass packs the samples still iterating into full blocks
-        m = todo.size
-        rows = todo if m < n else slice(None)  # the first pass takes every sample as it is
-        blk = {
-            name: _blocks(a[rows], lanes)
-            for name, a in (("S1", S[0]), ("S2", S[1]), ("P1", P[0]), ("P2", P[1]))
-        }
-        blk["I1"], blk["I2"] = _blocks(init_np[0][rows], lanes), _blocks(init_np[1][rows], lanes)
-        blk["O1"], blk["O2"] = np.zeros_like(blk["S1"]), np.zeros_like(blk["S2"])
-        it = _blocks(iterations[rows], lanes)
-        st = _blocks(status[rows], lanes, fill=PADDING)
-        res = np.zeros_like(it, dtype=np.float32)
-        H = [_blocks(t["H"][rows], lanes) for t in (t1, t2)]
-        structs = [
-            _Tower(
-                s_in=t["s_in"],
-                hidden=t["hidden"],
-                depth=t["depth"],
-                raw=t["raw"],
-                kind=t["kind"],
-                H=_ptr(h),
-                **{k: _ptr(t[k]) for k in ("M", "W", "b", "Wo", "bo")},
-            )
-            for t, h in zip((t1, t2), H, strict=True)
-        ]
-        arrays = _Lanes(
-            **{k: _ptr(v) for k, v in blk.items()},
-            iter=_ptr(it, ctypes.c_int64),
-            status=_ptr(st, ctypes.c_int8),
-            residual=_ptr(res),
+    towers_c = [
+        _Tower(
+            s_in=t["s_in"],
+            hidden=t["hidden"],
+            depth=t["depth"],
+            raw=t["raw"],
+            kind=t["kind"],
+            **{k: _ptr(t[k]) for k in ("H", "M", "W", "b", "Wo", "bo")},
         )
-        keep.append((blk, it, st, res, H))
-        nb = it.shape[0]
-        nxt = ctypes.c_int64(0)
-        args = (
-            ctypes.byref(structs[0]),
-            ctypes.byref(structs[1]),
+        for t in (t1, t2)
+    ]
+    todo = np.arange(n)
+    while todo.size:  # each call packs the samples still iterating into full blocks
+        blocks = -(-todo.size // lanes)
+        rows = np.full(blocks * lanes, -1, dtype=np.int64)
+        rows[: todo.size] = todo
+        arrays = _Lanes(
+            rows=_ptr(rows, ctypes.c_int64),
+            S1=_ptr(S[0]), S2=_ptr(S[1]), P1=_ptr(P[0]), P2=_ptr(P[1]),
+            I1=_ptr(init_np[0]), I2=_ptr(init_np[1]), O1=_ptr(out[0]), O2=_ptr(out[1]),
+            iter=_ptr(iterations, ctypes.c_int64),
+            status=_ptr(status, ctypes.c_int8),
+            residual=_ptr(residual),
+        )  # fmt: skip
+        code = lib.molddl_alternate(
+            ctypes.byref(towers_c[0]),
+            ctypes.byref(towers_c[1]),
             ctypes.byref(config),
             ctypes.byref(arrays),
-            nb,
-            ctypes.byref(nxt),
-        )
-        _parallel(lib.molddl_alternate, args, min(threads, nb))
-        st_m = _rows(st, m)[:, 0]
-        left = st_m != ACTIVE
-        gone, stay = todo[left], todo[~left]
-        iterations[todo] = _rows(it, m)[:, 0]
-        status[gone], residual[gone] = st_m[left], _rows(res, m)[left, 0]
-        for k, (o, s, p) in enumerate((("O1", "S1", "P1"), ("O2", "S2", "P2"))):
-            out[k][gone] = _rows(blk[o], m)[left]
-            S[k][stay], P[k][stay] = _rows(blk[s], m)[~left], _rows(blk[p], m)[~left]
-        todo = stay
+            blocks,
+            threads,
+        )  # ctypes releases the GIL; the C code runs its own threads
+        if code:
+            raise MemoryError("the compiled kernel could not allocate its scratch memory")
+        todo = todo[status[todo] == ACTIVE]
     return out, iterations, status, residual
