@@ -92,7 +92,10 @@ def alternate(
                 torch.from_numpy(status == kernel.CYCLE),
             )
         if cfg.kernel == "compiled":
-            raise ConfigError(f"config key 'inference.kernel' is 'compiled', but {why}")
+            raise ConfigError(
+                f"config key 'inference.kernel' is 'compiled', but {why}; set it to 'auto' "
+                "(the compiled kernel where it can run) or 'torch'"
+            )
         logger.debug("alternate inference in PyTorch: the compiled kernel cannot run (%s)", why)
     return _torch_loop(towers, hh, init, cfg)
 

@@ -8,6 +8,7 @@ rounding, over every label kind, tower depth, update rule, damping and cycle set
 from __future__ import annotations
 
 import re
+import subprocess
 
 import numpy as np
 import pytest
@@ -228,6 +229,24 @@ def test_the_build_is_cached_and_a_damaged_file_is_rebuilt(tmp_path, monkeypatch
         before = target.stat().st_mtime_ns
         kernel.load()  # a new process finds the build in the cache
         assert target.stat().st_mtime_ns == before
+    finally:
+        kernel._load.cache_clear()
+
+
+def test_a_compiler_without_the_native_flags_builds_the_portable_kernel(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOLDDL_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(kernel, "FLAGS", [*kernel.FLAGS, "-fno-such-flag-anywhere"])
+    bad = subprocess.run(
+        [kernel.compiler(), *kernel.FLAGS, str(kernel.SOURCE), "-o", "/dev/null"],
+        capture_output=True,
+    )
+    assert bad.returncode != 0  # the native flags fail here
+    kernel._load.cache_clear()
+    try:
+        towers = _towers("binary", "multiclass", layers=2)
+        hh, init = _inputs(towers, 50)
+        _assert_agree(*_both(towers, hh, init, tol=1e-5), 1e-5)
+        assert len(list((tmp_path / "kernels").glob("alternate-*.so"))) == 1
     finally:
         kernel._load.cache_clear()
 
