@@ -41,7 +41,8 @@ typedef struct {
 
 typedef struct {
     int64_t gauss_seidel; /* 0: Jacobi; 1: the second update reads the first's new state */
-    int64_t cycles;       /* 0: detect period-2 cycles; 1: and resolve them (fixed_point) */
+    int64_t cycles;       /* a period-2 cycle leaves with: 0 the state of max_iter's parity,
+                             1 the fixed point nearest the start (fixed_point, plain Jacobi) */
     int64_t check_cycles; /* cycles != continue and tol > 0 */
     int64_t max_iter;
     float tol;       /* a sample has converged when its largest change is below tol */
@@ -246,7 +247,7 @@ static float lane_dist(const float *a, const float *b, int64_t rows, int l) {
 
 /* P = S (kept for the period-2 test), S = N */
 static void advance(float *S1, float *S2, float *P1, float *P2, const float *N1,
-                        const float *N2, int64_t s1, int64_t s2, int64_t keep_previous) {
+                    const float *N2, int64_t s1, int64_t s2, int64_t keep_previous) {
     if (keep_previous) {
         memcpy(P1, S1, sizeof(float) * s1 * LANES);
         memcpy(P2, S2, sizeof(float) * s2 * LANES);

@@ -12,7 +12,7 @@ It is compiled on first use with the machine's C compiler (``$CC``, else ``cc``,
 CPU, so a cache shared between machines holds one build per kind of CPU. Without a compiler
 molddl uses the PyTorch loop.
 
-The two agree to float rounding (``tests/test_kernel.py``): the kernel's exponential and
+The two agree to float rounding (``tests/unit/inference/test_kernel.py``): the kernel's exponential and
 its order of summation are its own. A sample's result does not depend on the other samples
 or on the thread count; the kernel's result on one machine is the same on every run.
 """
@@ -142,9 +142,16 @@ def _build(cc: str, target: Path) -> None:
     try:
         errors = ""
         for flags in (FLAGS, PORTABLE_FLAGS):
-            run = subprocess.run(
-                [cc, *flags, str(SOURCE), "-o", tmp], capture_output=True, text=True, timeout=300
-            )
+            try:
+                run = subprocess.run(
+                    [cc, *flags, str(SOURCE), "-o", tmp],
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                )
+            except subprocess.SubprocessError as err:
+                msg = f"{cc} did not finish compiling {SOURCE.name}: {err}"
+                raise KernelUnavailable(msg) from err
             if run.returncode == 0:
                 os.replace(tmp, target)
                 return
@@ -156,6 +163,15 @@ def _build(cc: str, target: Path) -> None:
 
 
 @functools.cache
+def _attempt(cc: str | None) -> tuple[ctypes.CDLL | None, str | None]:
+    """``(kernel, None)``, or ``(None, why not)``: one attempt per compiler and process."""
+    try:
+        return _load(cc), None
+    except KernelUnavailable as err:
+        logger.info("alternate inference on the CPU runs in PyTorch: %s", err)
+        return None, str(err)
+
+
 def _load(cc: str | None) -> ctypes.CDLL:
     if cc is None:
         raise KernelUnavailable("no C compiler found ($CC, cc, gcc or clang)")
@@ -182,16 +198,15 @@ def _load(cc: str | None) -> ctypes.CDLL:
 
 def load() -> ctypes.CDLL:
     """The compiled kernel, built on first use; raises :class:`KernelUnavailable`."""
-    return _load(compiler())
+    lib, why = _attempt(compiler())
+    if lib is None:
+        raise KernelUnavailable(why)
+    return lib
 
 
 def unavailable() -> str | None:
     """Why the compiled kernel cannot run here, or ``None`` when it can."""
-    try:
-        load()
-    except KernelUnavailable as err:
-        return str(err)
-    return None
+    return _attempt(compiler())[1]
 
 
 def _layers(tower) -> list[nn.Linear] | None:

@@ -214,9 +214,30 @@ def test_without_a_compiler_auto_falls_back_and_compiled_says_why(monkeypatch):
         alternate(towers, hh, init, InferenceConfig(kernel="compiled"))
 
 
+def test_a_compiler_that_fails_is_tried_once_and_auto_falls_back(tmp_path, monkeypatch):
+    calls = tmp_path / "calls"
+    cc = tmp_path / "brokencc"
+    cc.write_text(f'#!/bin/sh\necho "$@" >> {calls}\necho "broken compiler" >&2\nexit 1\n')
+    cc.chmod(0o755)
+    monkeypatch.setenv("CC", str(cc))
+    monkeypatch.setenv("MOLDDL_CACHE_DIR", str(tmp_path))
+    towers = _towers("binary", "binary")
+    hh, init = _inputs(towers, 10)
+    try:
+        assert "broken compiler" in kernel.unavailable()
+        tried = calls.read_text()
+        assert alternate(towers, hh, init, InferenceConfig()).converged.all()  # PyTorch loop
+        with pytest.raises(ConfigError, match="broken compiler"):
+            alternate(towers, hh, init, InferenceConfig(kernel="compiled"))
+        assert calls.read_text() == tried  # not tried again in this process
+        assert not list((tmp_path / "kernels").iterdir())  # nothing half-built left
+    finally:
+        kernel._attempt.cache_clear()
+
+
 def test_the_build_is_cached_and_a_damaged_file_is_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setenv("MOLDDL_CACHE_DIR", str(tmp_path))
-    kernel._load.cache_clear()
+    kernel._attempt.cache_clear()
     # a damaged file where the build goes (never rewrite a loaded library in place)
     target = tmp_path / "kernels" / f"alternate-{kernel._key(kernel.compiler())}.so"
     target.parent.mkdir()
@@ -225,12 +246,12 @@ def test_the_build_is_cached_and_a_damaged_file_is_rebuilt(tmp_path, monkeypatch
         assert kernel.load().molddl_lanes() == 32
         assert target.stat().st_size > 1000
         assert [p.name for p in target.parent.iterdir()] == [target.name]  # no leftovers
-        kernel._load.cache_clear()
+        kernel._attempt.cache_clear()
         before = target.stat().st_mtime_ns
         kernel.load()  # a new process finds the build in the cache
         assert target.stat().st_mtime_ns == before
     finally:
-        kernel._load.cache_clear()
+        kernel._attempt.cache_clear()
 
 
 def test_a_compiler_without_the_native_flags_builds_the_portable_kernel(tmp_path, monkeypatch):
@@ -241,14 +262,14 @@ def test_a_compiler_without_the_native_flags_builds_the_portable_kernel(tmp_path
         capture_output=True,
     )
     assert bad.returncode != 0  # the native flags fail here
-    kernel._load.cache_clear()
+    kernel._attempt.cache_clear()
     try:
         towers = _towers("binary", "multiclass", layers=2)
         hh, init = _inputs(towers, 50)
         _assert_agree(*_both(towers, hh, init, tol=1e-5), 1e-5)
         assert len(list((tmp_path / "kernels").glob("alternate-*.so"))) == 1
     finally:
-        kernel._load.cache_clear()
+        kernel._attempt.cache_clear()
 
 
 def _c_fields(src: str, name: str) -> list[str]:
