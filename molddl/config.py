@@ -191,6 +191,10 @@ class TuneConfig:
     storage: str | None = None
     """Optuna RDB URL (``sqlite:///…``, ``postgresql://…``); ``None`` is
     ``sqlite:///<output>/study.db``."""
+    heartbeat: int = 60
+    """Seconds between a running trial's heartbeats in the storage. A trial whose worker
+    stopped beating for twice as long (killed, preempted, out of memory) is marked failed by
+    the next trial that starts, and its parameters are tried once more; 0 turns this off."""
     pruner: Literal["median", "none"] = "median"
     """``median``: stop a trial whose validation value is worse than the median of earlier
     trials at the same epoch."""
@@ -200,6 +204,10 @@ class TuneConfig:
     ``dropout``)."""
 
     def __post_init__(self) -> None:
+        if self.heartbeat < 0:
+            raise ConfigError(
+                f"config key 'tune.heartbeat' must be 0 (off) or more seconds, got {self.heartbeat}"
+            )
         if self.trials < 1:
             raise ConfigError(f"config key 'tune.trials' must be at least 1, got {self.trials}")
         if not self.study:

@@ -76,10 +76,26 @@ def storage_url(cfg: Config, output_dir: str | Path) -> str:
     return cfg.tune.storage or f"sqlite:///{Path(output_dir).resolve() / 'study.db'}"
 
 
-def open_storage(url: str) -> optuna.storages.RDBStorage:
-    """An RDB storage; SQLite waits up to 60 s for a lock held by another worker."""
+def open_storage(url: str, heartbeat: int = 0) -> optuna.storages.RDBStorage:
+    """An RDB storage; SQLite waits up to 60 s for a lock held by another worker.
+
+    With ``heartbeat`` seconds (``tune.heartbeat``), each running trial records a heartbeat;
+    a trial silent for ``2 * heartbeat`` is failed by the next trial that starts and retried
+    once with its parameters (Optuna's ``RetryHeartbeatStaleTrialCallback``)."""
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    if not heartbeat:
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    with warnings.catch_warnings():  # both are marked experimental in Optuna
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=kwargs,
+            heartbeat_interval=heartbeat,
+            grace_period=2 * heartbeat,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=1
+            ),
+        )
 
 
 def suggest(trial: optuna.Trial, key: str, spec: ParamSpace) -> object:
@@ -143,7 +159,7 @@ def _optimize(
     )
     study = optuna.load_study(
         study_name=cfg.tune.study,
-        storage=open_storage(url),
+        storage=open_storage(url, cfg.tune.heartbeat),
         sampler=optuna.samplers.TPESampler(seed=cfg.seed + seed_offset + worker),
         pruner=pruner,
     )

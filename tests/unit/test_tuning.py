@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -16,7 +17,14 @@ from conftest import TINY_HIGGS_FEATURES
 from molddl.config import Config, ConfigError
 from molddl.models.estimator import DualLabelModel
 from molddl.pipeline import load_splits
-from molddl.tuning import PruningCallback, apply_params, storage_url, study_direction, tune
+from molddl.tuning import (
+    PruningCallback,
+    apply_params,
+    open_storage,
+    storage_url,
+    study_direction,
+    tune,
+)
 
 
 def tiny_config(path: Path) -> Config:
@@ -157,6 +165,30 @@ def test_two_workers_share_one_postgresql_study(tiny_higgs_csv, tmp_path):
     done = {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
     assert all(t.state in done for t in study.trials)
     assert not (tmp_path / "out" / "study.db").exists()  # nothing fell back to SQLite
+
+
+@pytest.mark.filterwarnings(
+    "ignore:Heartbeat of storage", "ignore::optuna.exceptions.ExperimentalWarning"
+)
+def test_a_trial_whose_worker_died_is_failed_and_retried_by_the_next_run(tiny_higgs_csv, tmp_path):
+    cfg = tiny_config(tiny_higgs_csv)
+    cfg = dataclasses.replace(cfg, tune=dataclasses.replace(cfg.tune, heartbeat=1))
+    out = tmp_path / "out"
+    tune(cfg, out, n_trials=1)
+    # a worker that starts a trial, beats once and dies (killed, preempted, out of memory)
+    storage = open_storage(storage_url(cfg, out), heartbeat=1)
+    dead = optuna.load_study(study_name=cfg.tune.study, storage=storage).ask()
+    lr = dead.suggest_float("train.lr", 1e-4, 1e-2, log=True)
+    storage.record_heartbeat(dead._trial_id)
+    time.sleep(3.5)  # longer than the grace period, 2 x heartbeat (SQLite counts whole seconds)
+    study = tune(cfg, out, n_trials=1)
+    states = [t.state for t in study.trials]
+    assert states[1] == optuna.trial.TrialState.FAIL
+    retry = study.trials[2]
+    assert retry.params["train.lr"] == lr
+    assert optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == 1
+    assert retry.state in {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
+    assert "| failed | 1 |" in (out / "summary.md").read_text()
 
 
 def test_zero_trials_reports_an_interrupted_study_without_running_one(tiny_higgs_csv, tmp_path):
