@@ -131,11 +131,12 @@ class InferenceConfig:
     """Precision of the encoder pass at prediction (autocast; fp16 needs CUDA). The
     iterations run in fp32: a tolerance of 1e-4 means nothing in half precision."""
     kernel: Literal["auto", "compiled", "torch"] = "auto"
-    """How alternate inference iterates. ``compiled``: a C loop over blocks of samples, built
-    on first use with the machine's C compiler (CPU only; ``molddl.inference.kernel``);
-    ``torch``: the PyTorch loop; ``auto``: ``compiled`` where it can run (a CPU with a C
-    compiler), else ``torch``. The two agree to float rounding; ``compiled`` is an error where
-    it cannot run."""
+    """How alternate inference iterates. ``compiled``: a C loop over blocks of samples on the
+    CPU, built on first use with the machine's C compiler (``molddl.inference.kernel``); a
+    model on a GPU has its iteration inputs copied to the CPU for it. ``torch``: the PyTorch
+    loop, on the model's device. ``auto``: ``compiled`` for a model on the CPU where there is
+    a C compiler, else ``torch``. The two agree to float rounding; ``compiled`` is an error
+    where it cannot run."""
 
     def __post_init__(self) -> None:
         if self.batch_size is not None and self.batch_size < 1:

@@ -79,17 +79,20 @@ def alternate(
         The settings; ``cfg.kernel`` picks the compiled loop (:mod:`molddl.inference.kernel`)
         or this function's PyTorch loop.
     """
-    n = init[0].shape[0]
-    if cfg.kernel != "torch" and n and cfg.max_iter > 0:
+    n, device = init[0].shape[0], init[0].device
+    # auto keeps a GPU model's iterations on the GPU; compiled copies them to the CPU kernel
+    use_kernel = cfg.kernel == "compiled" or (cfg.kernel == "auto" and device.type == "cpu")
+    if use_kernel and n and cfg.max_iter > 0:
         why = kernel.unsupported(towers, hh) or kernel.unavailable()
         if why is None:
-            states, iterations, status, residual = kernel.run(towers, hh, init, cfg)
+            host = [[t.cpu() for t in ts] for ts in (hh, init)]
+            states, iterations, status, residual = kernel.run(towers, *host, cfg)
             return AlternateResult(
-                [torch.from_numpy(s) for s in states],
-                torch.from_numpy(iterations),
-                torch.from_numpy(status == kernel.CONVERGED),
-                torch.from_numpy(residual),
-                torch.from_numpy(status == kernel.CYCLE),
+                [torch.from_numpy(s).to(device) for s in states],
+                torch.from_numpy(iterations).to(device),
+                torch.from_numpy(status == kernel.CONVERGED).to(device),
+                torch.from_numpy(residual).to(device),
+                torch.from_numpy(status == kernel.CYCLE).to(device),
             )
         if cfg.kernel == "compiled":
             raise ConfigError(

@@ -231,8 +231,6 @@ def unsupported(towers, hh: list[torch.Tensor]) -> str | None:
     """Why these towers and inputs cannot use the compiled kernel, or ``None``."""
     if not all(isinstance(t, Tower) for t in towers):
         return "the towers are not molddl's Tower"
-    if any(h.device.type != "cpu" for h in hh):
-        return f"it runs on the CPU and the model is on {hh[0].device}"
     if any(h.dtype != torch.float32 for h in hh):
         return "it computes in float32"
     if any(t.training for t in towers):
@@ -250,7 +248,7 @@ def _arrays(tower, hh: torch.Tensor) -> dict[str, np.ndarray | int]:
     width = M.shape[1]
 
     def arr(t: torch.Tensor) -> np.ndarray:
-        return np.ascontiguousarray(t.detach().to(torch.float32).numpy())
+        return np.ascontiguousarray(t.detach().to("cpu", torch.float32).numpy())
 
     return {
         "H": arr(hh) + arr(c),  # NumPy: a PyTorch op here would leave its threads spinning
@@ -299,7 +297,7 @@ def run(towers, hh: list[torch.Tensor], init: list[torch.Tensor], cfg, threads: 
         keep=1 - d,
         damping=d,
     )
-    init_np = [np.ascontiguousarray(s.detach().to(torch.float32).numpy()) for s in init]
+    init_np = [np.ascontiguousarray(s.detach().to("cpu", torch.float32).numpy()) for s in init]
     S = [s.copy() for s in init_np]
     P = [np.zeros_like(s) for s in init_np]
     out = [np.zeros_like(s) for s in init_np]
