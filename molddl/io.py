@@ -1,4 +1,5 @@
-"""Atomic file output: a reader never sees a half-written file, and a failure leaves none."""
+"""Atomic file output (a reader never sees a half-written file, and a failure leaves none) and
+molddl's cache folders."""
 
 from __future__ import annotations
 
@@ -34,3 +35,14 @@ def atomic_write(path: str | Path, write: Callable[[IO], None], mode: str = "w")
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda fh: fh.write(text))
+
+
+def user_cache(name: str) -> Path:
+    """``$MOLDDL_CACHE_DIR/<name>``, else ``<the user's cache>/molddl/<name>`` (platformdirs).
+    The folder may not exist yet."""
+    env = os.environ.get("MOLDDL_CACHE_DIR")
+    if env:
+        return Path(env).expanduser() / name
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("molddl")) / name

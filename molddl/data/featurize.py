@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,7 +15,7 @@ from molddl._version import __version__
 from molddl.data.dataset import DualLabelDataset
 from molddl.data.featurizers import Featurizer, parse_smiles
 from molddl.data.graphs import GraphStore
-from molddl.io import atomic_path
+from molddl.io import atomic_path, user_cache
 
 logger = logging.getLogger(__name__)
 
@@ -59,12 +58,7 @@ class InvalidSmilesError(ValueError):
 
 
 def default_feature_cache() -> Path:
-    env = os.environ.get("MOLDDL_CACHE_DIR")
-    if env:
-        return Path(env) / "features"
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("molddl")) / "features"
+    return user_cache("features")
 
 
 def _cache_key(featurizer: Featurizer, smiles: np.ndarray) -> str:

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from molddl.io import atomic_path, user_cache
 from molddl.nn.towers import Tower
 
 logger = logging.getLogger(__name__)
@@ -85,12 +86,7 @@ class KernelUnavailable(RuntimeError):
 
 
 def cache_dir() -> Path:
-    env = os.environ.get("MOLDDL_CACHE_DIR")
-    if env:
-        return Path(env).expanduser() / "kernels"
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("molddl")) / "kernels"
+    return user_cache("kernels")
 
 
 def compiler() -> str | None:
@@ -136,15 +132,12 @@ def _open(path: Path) -> ctypes.CDLL:
 
 def _build(cc: str, target: Path) -> None:
     """Compile the source into ``target``, atomically; portable flags if native ones fail."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".so", dir=target.parent)
-    os.close(fd)
-    try:
-        errors = ""
+    errors = ""
+    with atomic_path(target) as tmp:
         for flags in (FLAGS, PORTABLE_FLAGS):
             try:
                 run = subprocess.run(
-                    [cc, *flags, str(SOURCE), "-o", tmp],
+                    [cc, *flags, str(SOURCE), "-o", str(tmp)],
                     capture_output=True,
                     text=True,
                     timeout=300,
@@ -153,13 +146,9 @@ def _build(cc: str, target: Path) -> None:
                 msg = f"{cc} did not finish compiling {SOURCE.name}: {err}"
                 raise KernelUnavailable(msg) from err
             if run.returncode == 0:
-                os.replace(tmp, target)
                 return
             errors = run.stderr.strip()[-2000:]
         raise KernelUnavailable(f"{cc} could not compile {SOURCE.name}: {errors}")
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 @functools.cache
