@@ -162,6 +162,8 @@ def _attempt(cc: str | None) -> tuple[ctypes.CDLL | None, str | None]:
 
 
 def _load(cc: str | None) -> ctypes.CDLL:
+    if os.name != "posix":  # the build (-fPIC, -pthread, a .so, os.getuid) is POSIX's
+        raise KernelUnavailable(f"the compiled kernel is built on POSIX systems, not {os.name}")
     if cc is None:
         raise KernelUnavailable("no C compiler found ($CC, cc, gcc or clang)")
     try:
