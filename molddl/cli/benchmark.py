@@ -11,9 +11,10 @@ from tqdm import tqdm
 from molddl.cli.options import add_config_options, resolve_config
 from molddl.config import Config
 from molddl.experiments.ablation import ablation
-from molddl.experiments.compare import METHODS, compare
+from molddl.experiments.compare import compare
 from molddl.experiments.convergence import ITERATIONS, convergence
 from molddl.experiments.missing_rate import RATES, missing_rate
+from molddl.methods import METHODS
 
 #: what --quick changes: a tiny model and budget, for a smoke run in tests
 QUICK = [
@@ -44,7 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                 "--methods",
                 nargs="+",
                 choices=list(METHODS),
-                help="methods (default: config 'methods')",
+                metavar="METHOD",
+                help="methods (default: config 'methods'): "
+                + "; ".join(f"{m.name} = {m.description}" for m in METHODS.values()),
             )
 
     c = bsub.add_parser(

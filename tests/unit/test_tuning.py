@@ -1,4 +1,4 @@
-"""The ``tune`` config section and :mod:`molddl.tuning` on a tiny HIGGS subset."""
+""":mod:`molddl.tuning` on a tiny HIGGS subset (the ``tune`` config section: test_config)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,13 @@ import sqlalchemy
 from conftest import TINY_HIGGS_FEATURES
 
 from molddl.config import Config, ConfigError
+from molddl.evaluation.metrics import METRICS
 from molddl.models.estimator import DualLabelModel
 from molddl.pipeline import load_splits
 from molddl.tuning import (
     PruningCallback,
     apply_params,
+    check_metric,
     open_storage,
     storage_url,
     study_direction,
@@ -53,56 +55,29 @@ def tiny_config(path: Path) -> Config:
     )
 
 
-# ---------------------------------------------------------------- config
+# ---------------------------------------------------------------- study setup
 
 
-def test_default_tune_section():
-    tune_cfg = Config().tune
-    assert (tune_cfg.trials, tune_cfg.metric, tune_cfg.study) == (20, "val_loss", "molddl")
-    assert tune_cfg.storage is None and tune_cfg.pruner == "median"
-    assert set(tune_cfg.space) == {
-        "train.alpha1", "train.alpha2", "train.beta1", "train.beta2", "train.gamma",
-        "train.lr", "model.hidden", "model.layers", "model.dropout",
-    }  # fmt: skip
-    assert tune_cfg.space["train.gamma"].log
-    assert tune_cfg.space["model.hidden"].choices == [64, 128, 256]
+def test_study_direction_follows_the_metric():
     assert study_direction("val_loss") == "minimize"
     assert study_direction("val_roc_auc") == "maximize"
     assert study_direction("val_mae") == "minimize"
 
 
-def test_tune_section_round_trips_through_yaml(tmp_path):
-    path = tmp_path / "c.yaml"
-    path.write_text(
-        "tune:\n  trials: 5\n  metric: val_roc_auc\n  storage: postgresql://u@db/optuna\n"
-        "  space:\n    model.encoder: {type: categorical, choices: [mlp, gin]}\n"
-    )
-    cfg = Config.from_yaml(path)
-    assert cfg.tune.trials == 5 and cfg.tune.space["model.encoder"].choices == ["mlp", "gin"]
-    (tmp_path / "again.yaml").write_text(cfg.to_yaml())
-    assert Config.from_yaml(tmp_path / "again.yaml") == cfg
+@pytest.mark.parametrize("metric", ["val_roc", "roc_auc", "val_accuracy"])
+def test_an_unknown_tune_metric_names_the_key_before_anything_runs(metric, tmp_path):
+    cfg = Config.from_dict({"tune": {"metric": metric}})
+    with pytest.raises(ConfigError, match="config key 'tune.metric'") as err:
+        tune(cfg, tmp_path / "out", n_trials=1)
+    assert "choose one of val_loss," in str(err.value) and "val_roc_auc" in str(err.value)
+    assert not (tmp_path / "out").exists()  # no study, no output folder
 
 
-@pytest.mark.parametrize(
-    ("tune_section", "named"),
-    [
-        ({"trails": 3}, "'tune.trails' (did you mean 'trials'?)"),
-        ({"metric": "val_roc"}, "'tune.metric'"),
-        ({"pruner": "hyperband"}, "'tune.pruner'"),
-        ({"storage": "study.db"}, "'tune.storage'"),
-        ({"space": {"train.alpah1": {"low": 0.1, "high": 2}}}, "'train.alpah1'"),
-        ({"space": {"data.split": {"type": "categorical", "choices": ["random"]}}}, "data.split"),
-        ({"space": {"train.lr": {"type": "beta", "low": 0.1, "high": 1}}}, "tune.space.train.lr"),
-        ({"space": {"train.lr": {"lo": 0.1}}}, "'tune.space.train.lr.lo'"),
-        ({"space": {"train.lr": {"low": 0.0, "high": 1, "log": True}}}, "log range"),
-        ({"space": {"model.layers": {"low": 1.5, "high": 3}}}, "model.layers"),
-        ({"space": {"model.encoder": {"type": "categorical", "choices": ["mlp", "x"]}}}, "'x'"),
-    ],
-)
-def test_bad_tune_section_names_the_key(tune_section, named):
-    with pytest.raises(ConfigError) as err:
-        Config.from_dict({"tune": tune_section})
-    assert named in str(err.value)
+def test_every_registered_metric_is_a_valid_tune_metric():
+    for metric in ["val_loss", *(f"val_{m}" for m in METRICS)]:
+        check_metric(metric)
+    with pytest.raises(ConfigError, match=r"'val_roc' is not allowed \(did you mean"):
+        check_metric("val_roc")
 
 
 def test_apply_params_sets_values_and_monitor():

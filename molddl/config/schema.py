@@ -1,24 +1,22 @@
-"""The one configuration schema: YAML / dict in, typed dataclasses out, validated once.
+"""The configuration schema: every section and key molddl reads, with its default.
 
-Unknown keys and bad values raise :class:`ConfigError` naming the key (``train.lr``) and
-what is allowed; inner code only ever sees the typed objects.
+The dataclasses are built from YAML / dicts by :mod:`molddl.config.validate`, which names the
+key of any unknown or bad value; inner code only ever sees these typed objects. The schema
+imports neither the models nor the metric registry, so reading a config stays cheap.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
-import types
-import typing
-from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A configuration key or value that molddl cannot use."""
+from molddl.config.space import TUNABLE_SECTIONS, ParamSpace, _check_space, _default_space
+from molddl.config.validate import ConfigError, _build, check_choice
+from molddl.methods import NAMES as METHOD_NAMES
 
 
 @dataclass(slots=True)
@@ -72,7 +70,11 @@ class TrainConfig:
     """Loss terms in use: ``[sup]`` = ablation (a), ``[sup, rec]`` = (a+b), all = (a+b+c)."""
     freeze_scope: Literal["tower", "imputation"] = "tower"
     """``tower``: the imputing tower and its label embedding get no gradient, the encoder
-    still learns through the imputed label; ``imputation``: the imputed label is a constant."""
+    still learns through the imputed label of ``loss_rec``; ``imputation``: the imputed label
+    is a constant. Under either scope ``loss_dual`` takes the imputed label as a constant (the
+    expectation weights of a class label, the imputed value of a value label): a gradient
+    there would shrink the duality gap by making the imputation confident where the gap is
+    small rather than by making the towers agree with the marginals."""
     dual_imputed: Literal["expectation", "argmax"] = "expectation"
     """How ``loss_dual`` treats an imputed class label: expectation over its probabilities,
     or its most probable class."""
@@ -152,41 +154,15 @@ class InferenceConfig:
 
 
 @dataclass(slots=True)
-class ParamSpace:
-    """The search range of one config key (``tune.space``)."""
-
-    type: Literal["float", "int", "categorical"] = "float"
-    """How Optuna samples it: ``suggest_float``, ``suggest_int`` or ``suggest_categorical``."""
-    low: float | None = None
-    """Lower bound (``float`` / ``int``), inclusive."""
-    high: float | None = None
-    """Upper bound (``float`` / ``int``), inclusive."""
-    log: bool = False
-    """Sample on a log scale (``float`` / ``int``; needs ``low > 0``)."""
-    choices: list[bool | int | float | str] | None = None
-    """The values to pick from (``categorical``)."""
-
-
-def _default_space() -> dict[str, ParamSpace]:
-    space = {
-        f"train.{k}": ParamSpace("float", 0.1, 2.0) for k in ("alpha1", "alpha2", "beta1", "beta2")
-    }
-    space["train.gamma"] = ParamSpace("float", 1e-3, 1.0, log=True)
-    space["train.lr"] = ParamSpace("float", 1e-4, 3e-3, log=True)
-    space["model.hidden"] = ParamSpace("categorical", choices=[64, 128, 256])
-    space["model.layers"] = ParamSpace("int", 2, 4)
-    space["model.dropout"] = ParamSpace("float", 0.0, 0.3)
-    return space
-
-
-@dataclass(slots=True)
 class TuneConfig:
     trials: int = 20
     """Trials per ``molddl tune`` run (added to the study's earlier ones)."""
     metric: str = "val_loss"
     """The validation value to optimise: ``val_loss`` or ``val_<metric>`` of the metric
     registry (e.g. ``val_roc_auc``, ``val_mae``); the direction follows from it. ``val_loss``
-    sums the weighted loss terms, so it is biased when the loss weights are in the space."""
+    sums the weighted loss terms, so it is biased when the loss weights are in the space.
+    Checked when a tune run starts (:mod:`molddl.tuning`), where the metric registry is at
+    hand; the config does not import it."""
     study: str = "molddl"
     """Study name; runs with the same name and storage continue one study."""
     storage: str | None = None
@@ -218,16 +194,6 @@ class TuneConfig:
                 f"config key 'tune.storage': {self.storage!r} is not a database URL such as "
                 "sqlite:///study.db or postgresql://user@host/db"
             )
-        if self.metric != "val_loss":
-            from molddl.evaluation.metrics import METRICS
-
-            name = self.metric.removeprefix("val_")
-            if not self.metric.startswith("val_") or name not in METRICS:
-                allowed = ["val_loss", *(f"val_{m}" for m in sorted(METRICS))]
-                raise ConfigError(
-                    f"config key 'tune.metric': {self.metric!r} is not allowed"
-                    f"{_suggest(self.metric, allowed)}; choose one of {', '.join(allowed)}"
-                )
 
 
 @dataclass(slots=True)
@@ -239,15 +205,16 @@ class Config:
     tune: TuneConfig = field(default_factory=TuneConfig)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    methods: list[Literal["DLL", "MT", "ID", "COL", "SSL", "LS", "DSML"]] = field(
-        default_factory=lambda: ["DLL", "MT", "ID", "COL", "SSL", "LS", "DSML"]
-    )
+    methods: list[str] = field(default_factory=lambda: list(METHOD_NAMES))
     """Methods ``molddl benchmark compare / missing-rate`` runs (DLL and SPEC §5's
-    baselines), unless ``--methods`` names others."""
+    baselines; the names of :mod:`molddl.methods`), unless ``--methods`` names others."""
 
     def __post_init__(self) -> None:
+        sections = {s: type(getattr(self, s)) for s in TUNABLE_SECTIONS}
         for key, spec in self.tune.space.items():
-            _check_space(key, spec)
+            _check_space(key, spec, sections)
+        for i, name in enumerate(self.methods):
+            check_choice(f"methods[{i}]", name, METHOD_NAMES)
 
     @classmethod
     def from_dict(cls, d: dict | None) -> Config:
@@ -288,132 +255,3 @@ class Config:
                 node = node[p]
             node[parts[-1]] = yaml.safe_load(value)
         return Config.from_dict(d)
-
-
-#: the sections whose keys ``tune.space`` may name (the data splits are loaded once)
-TUNABLE_SECTIONS = {"model": ModelConfig, "train": TrainConfig}
-
-
-def _check_space(key: str, spec: ParamSpace) -> None:
-    """``tune.space[key]`` names a ``model`` / ``train`` setting and a range it accepts."""
-    where = f"config key 'tune.space.{key}'"
-    section, _, name = key.partition(".")
-    if section not in TUNABLE_SECTIONS or not name:
-        raise ConfigError(
-            f"{where}: the search space takes keys like 'train.lr' or 'model.hidden' "
-            f"(sections {', '.join(TUNABLE_SECTIONS)}), got {key!r}"
-        )
-    cls = TUNABLE_SECTIONS[section]
-    allowed = [f.name for f in fields(cls)]
-    if name not in allowed:
-        raise ConfigError(
-            f"{where}: unknown config key {key!r}{_suggest(name, allowed)}; "
-            f"allowed keys in {section}: {', '.join(allowed)}"
-        )
-    if spec.type == "categorical":
-        if not spec.choices:
-            raise ConfigError(f"{where}: a categorical range needs a non-empty 'choices' list")
-        if spec.low is not None or spec.high is not None or spec.log:
-            raise ConfigError(f"{where}: a categorical range takes 'choices', not low/high/log")
-        values = list(spec.choices)
-    else:
-        if spec.low is None or spec.high is None:
-            raise ConfigError(f"{where}: a {spec.type} range needs 'low' and 'high'")
-        if spec.choices is not None:
-            raise ConfigError(f"{where}: 'choices' is only for type categorical")
-        if not spec.low < spec.high:
-            raise ConfigError(f"{where}: 'low' ({spec.low}) must be below 'high' ({spec.high})")
-        if spec.log and spec.low <= 0:
-            raise ConfigError(f"{where}: a log range needs 'low' > 0, got {spec.low}")
-        if spec.type == "int" and not all(float(b).is_integer() for b in (spec.low, spec.high)):
-            raise ConfigError(f"{where}: an int range needs whole-number bounds")
-        values = [int(spec.low), int(spec.high)] if spec.type == "int" else [spec.low, spec.high]
-    tp = typing.get_type_hints(cls)[name]
-    for v in values:
-        try:
-            _check(tp, v, key)
-        except ConfigError as err:
-            raise ConfigError(f"{where}: {spec.type} values do not fit {key}: {err}") from None
-
-
-def _suggest(key: str, allowed: list[str]) -> str:
-    close = difflib.get_close_matches(key, allowed, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _build(cls: type, d: Any, prefix: str) -> Any:
-    if not isinstance(d, dict):
-        raise ConfigError(f"config section {prefix or '<root>'} must be a mapping, got {d!r}")
-    hints = typing.get_type_hints(cls)
-    allowed = [f.name for f in fields(cls)]
-    unknown = [k for k in d if k not in allowed]
-    if unknown:
-        k = unknown[0]
-        raise ConfigError(
-            f"unknown config key {prefix + str(k)!r}{_suggest(str(k), allowed)}; "
-            f"allowed keys: {', '.join(allowed)}"
-        )
-    kwargs = {}
-    for f in fields(cls):
-        if f.name not in d:
-            continue
-        kwargs[f.name] = _check(hints[f.name], d[f.name], prefix + f.name)
-    obj = cls(**kwargs)
-    for f in fields(cls):
-        if f.default is MISSING and f.default_factory is MISSING:  # pragma: no cover
-            raise ConfigError(f"config key {prefix + f.name!r} is required")
-    return obj
-
-
-def _check(tp: Any, value: Any, key: str) -> Any:
-    origin = typing.get_origin(tp)
-    if is_dataclass(tp):
-        return _build(tp, value, key + ".")
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _check(a, value, key)
-            except ConfigError as err:
-                errors.append(str(err))
-        raise ConfigError(errors[0] if errors else f"config key {key!r} may not be empty")
-    if origin is Literal:
-        choices = typing.get_args(tp)
-        if value not in choices:
-            raise ConfigError(
-                f"config key {key!r}: {value!r} is not allowed; choose one of "
-                f"{', '.join(map(str, choices))}"
-            )
-        return value
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"config key {key!r} must be a mapping, got {value!r}")
-        _, item = typing.get_args(tp)
-        return {str(k): _check(item, v, f"{key}.{k}") for k, v in value.items()}
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"config key {key!r} must be a list, got {value!r}")
-        (item,) = typing.get_args(tp)
-        return [_check(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"config key {key!r} must be true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"config key {key!r} must be an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"config key {key!r} must be a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"config key {key!r} must be a string, got {value!r}")
-        return value
-    raise ConfigError(f"config key {key!r}: unsupported type {tp}")  # pragma: no cover
