@@ -21,8 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import best_of, machine  # noqa: E402
 
-from molddl.data.featurize import featurize_dataset  # noqa: E402
-from molddl.data.featurizers import DeepChemGraphFeaturizer, PyGGraphFeaturizer  # noqa: E402
+from molddl.data.featurizers import (  # noqa: E402
+    DeepChemGraphFeaturizer,
+    PyGGraphFeaturizer,
+    featurize_dataset,
+)
 from molddl.data.loaders import load_tox21  # noqa: E402
 
 

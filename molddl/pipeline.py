@@ -6,8 +6,7 @@ from pathlib import Path
 
 from molddl.config import DataConfig
 from molddl.data.dataset import DualLabelDataset
-from molddl.data.featurize import featurize_dataset
-from molddl.data.featurizers import featurizer_from_dict
+from molddl.data.featurizers import featurize_dataset, featurizer_from_dict
 from molddl.data.loaders import LOADERS, load_dataset
 from molddl.data.masking import apply_missingness
 from molddl.data.splits import split_dataset

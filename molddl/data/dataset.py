@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from molddl.data.graphs import GraphStore
+from molddl.data.featurizers import GraphStore
 from molddl.data.labels import LabelSpec
 
 PARTS: tuple[str, ...] = ("D12", "D1", "D2", "D0")

@@ -5,6 +5,12 @@ argument, else ``$MOLDDL_DATA_DIR``), then in the user cache directory
 (:func:`default_cache_dir`), and finally downloaded from its public source into that cache.
 Every file, wherever it was found, is checked against a pinned sha256 of its *decompressed*
 content, so ``tox21.csv.gz`` and ``tox21.csv`` verify against the same digest.
+
+Downloaded files live in molddl's ``data`` cache, ``molddl.io.user_cache("data")``: with
+``$MOLDDL_CACHE_DIR`` set that is ``$MOLDDL_CACHE_DIR/data``, beside the ``features`` and
+``kernels`` caches, else ``<the user's cache>/molddl/data``. Earlier versions downloaded into
+``$MOLDDL_CACHE_DIR`` itself; a verified file there is still read (never written), so nothing
+is downloaded again.
 """
 
 from __future__ import annotations
@@ -14,7 +20,6 @@ import hashlib
 import http.client
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -22,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-import platformdirs
+from molddl.io import atomic_path, user_cache
 
 logger = logging.getLogger(__name__)
 
@@ -156,13 +161,17 @@ def default_cache_dir() -> Path:
     Returns
     -------
     Path
-        ``$MOLDDL_CACHE_DIR`` if set (and non-empty), else
-        ``platformdirs.user_cache_dir("molddl") / "data"``. The directory may not exist yet.
+        ``molddl.io.user_cache("data")``: ``$MOLDDL_CACHE_DIR/data`` if that variable is set
+        (and non-empty), else ``platformdirs.user_cache_dir("molddl") / "data"``. The
+        directory may not exist yet.
     """
+    return user_cache("data")
+
+
+def _old_cache_dir() -> Path | None:
+    """``$MOLDDL_CACHE_DIR`` itself, where earlier versions downloaded (``None`` if unset)."""
     env = os.environ.get(CACHE_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
-    return Path(platformdirs.user_cache_dir("molddl")) / "data"
+    return Path(env).expanduser() if env else None
 
 
 def content_sha256(path: Path) -> str:
@@ -260,9 +269,9 @@ def _user_data_dir(data_dir: str | Path | None, file: DataFile) -> Path | None:
 def _download(url: str, file: DataFile, cache_dir: Path, timeout: float) -> Path:
     """Download ``url`` into ``cache_dir`` atomically and verify it against ``file.sha256``.
 
-    The body is streamed to a temporary file in ``cache_dir`` while being hashed; only a
-    verified download is renamed to ``cache_dir / file.plain_name``. The temporary file is
-    removed on every failure.
+    The body is streamed to a temporary file in ``cache_dir`` (:func:`molddl.io.atomic_path`)
+    while being hashed; only a verified download is renamed to ``cache_dir / file.plain_name``.
+    The temporary file is removed on every failure.
 
     Raises
     ------
@@ -271,14 +280,11 @@ def _download(url: str, file: DataFile, cache_dir: Path, timeout: float) -> Path
     OSError, http.client.HTTPException
         On network failure (passed on for the caller to report).
     """
-    cache_dir.mkdir(parents=True, exist_ok=True)
     target = cache_dir / file.plain_name
-    fd, tmp_name = tempfile.mkstemp(dir=cache_dir, prefix=f".{file.plain_name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
+    request = urllib.request.Request(url, headers={"User-Agent": "molddl"})
+    with atomic_path(target) as tmp:
         digest = hashlib.sha256()
-        request = urllib.request.Request(url, headers={"User-Agent": "molddl"})
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as resp:
+        with open(tmp, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as resp:
             while chunk := resp.read(_CHUNK_SIZE):
                 digest.update(chunk)
                 out.write(chunk)
@@ -288,9 +294,6 @@ def _download(url: str, file: DataFile, cache_dir: Path, timeout: float) -> Path
                 f"checksum mismatch for download of {file.filename} from {url}: "
                 f"expected sha256 {file.sha256}, got {actual}. Nothing was saved."
             )
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     stat = target.stat()
     _VERIFIED[(str(target.resolve()), stat.st_size, stat.st_mtime_ns)] = actual
     return target
@@ -327,10 +330,12 @@ def fetch(
     """Find a verified local copy of a dataset file, downloading it if needed.
 
     Lookup order: (1) ``data_dir``, else ``$MOLDDL_DATA_DIR``; (2) the cache directory
-    (:func:`default_cache_dir`); (3) if ``download``, the public source, saved into the cache
-    as the uncompressed CSV. In each directory ``file.filename`` is looked for first, then the
-    same name without ``.gz``. A file in the user's data directory is never replaced; a
-    corrupt file in the cache is replaced by a fresh download (with a warning).
+    (:func:`default_cache_dir`), then, if it holds no copy, a verified copy that an earlier
+    version downloaded into ``$MOLDDL_CACHE_DIR`` itself (read only; a copy that fails its
+    checksum there is ignored with a warning); (3) if ``download``, the public source, saved
+    into the cache as the uncompressed CSV. In each directory ``file.filename`` is looked for
+    first, then the same name without ``.gz``. A file in the user's data directory is never
+    replaced; a corrupt file in the cache is replaced by a fresh download (with a warning).
 
     Parameters
     ----------
@@ -387,6 +392,17 @@ def fetch(
             stale = found
         else:
             return found
+    else:
+        old = _old_cache_dir()
+        found = None if old is None else _find(old, file)
+        if found is not None:
+            searched.append(old)
+            try:
+                _check_local(found, file.sha256)
+            except ChecksumError as exc:
+                logger.warning("%s; ignoring it (a file of the old cache folder)", exc)
+            else:
+                return found
 
     source_url = url or file.url
     where = ", ".join(str(d) for d in searched)

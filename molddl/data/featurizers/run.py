@@ -1,4 +1,8 @@
-"""Featurize a dataset once: invalid SMILES reported, results cached on disk by content."""
+"""Featurize a dataset once: invalid SMILES reported, results cached on disk by content.
+
+Large inputs are spread over worker processes (:meth:`Featurizer.featurize_graphs`); the
+feature cache lives in ``molddl.io.user_cache("features")``.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,18 @@ import logging
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from molddl._version import __version__
-from molddl.data.dataset import DualLabelDataset
-from molddl.data.featurizers import Featurizer, parse_smiles
-from molddl.data.graphs import GraphStore
+from molddl.data.featurizers.base import Featurizer, parse_smiles
+from molddl.data.featurizers.store import GraphStore
 from molddl.io import atomic_path, user_cache
+
+if TYPE_CHECKING:  # molddl.data.dataset imports this package (for GraphStore)
+    from molddl.data.dataset import DualLabelDataset
 
 logger = logging.getLogger(__name__)
 

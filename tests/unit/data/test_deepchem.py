@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from molddl.data.deepchem import from_deepchem, to_deepchem
-from molddl.data.featurize import featurize_dataset
-from molddl.data.featurizers import PyGGraphFeaturizer
+from molddl.data.featurizers import PyGGraphFeaturizer, featurize_dataset
 from molddl.data.loaders import load_higgs, load_tox21
 from molddl.data.masking import mask_labels
 

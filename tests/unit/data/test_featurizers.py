@@ -9,15 +9,16 @@ import pytest
 import torch
 from torch_geometric.data import Batch
 
-from molddl.data.featurize import InvalidSmilesError, featurize_dataset
 from molddl.data.featurizers import (
     DeepChemGraphFeaturizer,
+    GraphStore,
+    InvalidSmilesError,
     MACCSKeys,
     MorganFingerprint,
     PyGGraphFeaturizer,
+    featurize_dataset,
     featurizer_from_dict,
 )
-from molddl.data.graphs import GraphStore
 from molddl.data.loaders import load_tox21
 
 TOX21_INVALID_ROWS = [1323, 2291, 2298, 3559, 4566, 4650, 5539, 6724]
@@ -414,7 +415,7 @@ def test_a_parsed_molecule_a_featurizer_refuses_says_why(tmp_path):
 
 
 def test_features_computed_ahead_are_used_as_they_are(tox21, tmp_path):
-    from molddl.data.featurize import compute_features
+    from molddl.data.featurizers import compute_features
 
     small = tox21.subset(np.arange(1320, 1330))  # holds the invalid row 1323
     ahead = compute_features(PyGGraphFeaturizer(), small.smiles)

@@ -15,6 +15,7 @@ from pathlib import Path
 import platformdirs
 import pytest
 
+from molddl import io
 from molddl.data import sources
 from molddl.data.sources import (
     REGISTRY,
@@ -251,9 +252,31 @@ def test_not_found_without_download_names_file_dirs_and_url(tmp_path: Path) -> N
 
 def test_default_cache_dir_env_and_platform_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MOLDDL_CACHE_DIR", "/some/where")
-    assert default_cache_dir() == Path("/some/where")
+    assert default_cache_dir() == Path("/some/where/data")
     monkeypatch.delenv("MOLDDL_CACHE_DIR")
     assert default_cache_dir() == Path(platformdirs.user_cache_dir("molddl")) / "data"
+
+
+@pytest.mark.parametrize("env", ["/some/where", None])
+def test_sources_and_io_agree_on_the_cache_folder(
+    env: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Downloads go to molddl's ``data`` cache, beside ``features`` and ``kernels``."""
+    if env is None:
+        monkeypatch.delenv("MOLDDL_CACHE_DIR")
+    else:
+        monkeypatch.setenv("MOLDDL_CACHE_DIR", env)
+    assert default_cache_dir() == io.user_cache("data")
+    assert default_cache_dir().parent == io.user_cache("features").parent
+
+
+def test_file_in_the_old_cache_folder_is_still_read(isolated_env: Path) -> None:
+    """Earlier versions downloaded into ``$MOLDDL_CACHE_DIR`` itself: no second download."""
+    isolated_env.mkdir()
+    old = isolated_env / "toy.csv"
+    old.write_bytes(GOOD_CSV)
+    assert fetch(_entry("http://127.0.0.1:9/never"), download=False) == old
+    assert not default_cache_dir().exists()  # read, never copied or moved
 
 
 # --------------------------------------------------------------------------- downloads
@@ -264,7 +287,7 @@ def test_download_verifies_and_second_fetch_uses_cache(server: _Server) -> None:
     entry = _entry(server.url("/good.csv"))
     cache = default_cache_dir()
     path = fetch(entry, timeout=5)
-    assert path == cache / "toy.csv"
+    assert path == cache / "toy.csv" == io.user_cache("data") / "toy.csv"
     assert path.read_bytes() == GOOD_CSV
     assert sorted(p.name for p in cache.iterdir()) == ["toy.csv"]
     assert server.requests == ["/good.csv"]
@@ -352,6 +375,21 @@ def test_corrupt_cache_file_is_replaced_by_fresh_download(
     assert not stale.exists()
     assert server.requests == ["/good.csv"]
     assert any(str(stale) in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.network
+def test_corrupt_file_in_the_old_cache_folder_is_ignored(
+    server: _Server, isolated_env: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    isolated_env.mkdir()
+    old = isolated_env / "toy.csv"
+    old.write_bytes(b"smiles,y1,y2\nC,1,1\n")
+    with caplog.at_level(logging.WARNING, logger="molddl.data.sources"):
+        path = fetch(_entry(server.url("/good.csv")), timeout=5)
+    assert path == io.user_cache("data") / "toy.csv"
+    assert path.read_bytes() == GOOD_CSV
+    assert old.exists()  # the old folder is only read
+    assert any(str(old) in r.getMessage() for r in caplog.records)
 
 
 @needs_shared

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from molddl.data.featurize import featurize_dataset
-from molddl.data.featurizers import PyGGraphFeaturizer
+from molddl.data.featurizers import PyGGraphFeaturizer, featurize_dataset
 from molddl.data.loaders import load_table, load_tox21
 from molddl.data.splits import (
     column_split,

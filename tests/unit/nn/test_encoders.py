@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from molddl.data.featurizers import PyGGraphFeaturizer
-from molddl.data.graphs import GraphStore
+from molddl.data.featurizers import GraphStore, PyGGraphFeaturizer
 from molddl.nn.encoders import CONVS, POOLINGS, GNNEncoder, MLPEncoder
 
 SMILES = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1"]
