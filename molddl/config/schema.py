@@ -132,13 +132,13 @@ class InferenceConfig:
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     """Precision of the encoder pass at prediction (autocast; fp16 needs CUDA). The
     iterations run in fp32: a tolerance of 1e-4 means nothing in half precision."""
-    kernel: Literal["auto", "compiled", "torch"] = "auto"
-    """How alternate inference iterates. ``compiled``: a C loop over blocks of samples on the
-    CPU, built on first use with the machine's C compiler (``molddl.inference.kernel``); a
-    model on a GPU has its iteration inputs copied to the CPU for it. ``torch``: the PyTorch
-    loop, on the model's device. ``auto``: ``compiled`` for a model on the CPU where there is
-    a C compiler, else ``torch``. The two agree to float rounding; ``compiled`` is an error
-    where it cannot run."""
+    kernel: Literal["auto", "numba", "torch"] = "auto"
+    """How alternate inference iterates. ``numba``: a loop over blocks of samples on the CPU,
+    compiled by numba on first use and kept in molddl's cache folder
+    (``molddl.inference.kernel``); a model on a GPU has its iteration inputs copied to the CPU
+    for it. ``torch``: the PyTorch loop, on the model's device. ``auto``: ``numba`` for a
+    model on the CPU, the PyTorch loop for one on a GPU. The two agree to float rounding;
+    ``numba`` is an error where it cannot run."""
 
     def __post_init__(self) -> None:
         if self.batch_size is not None and self.batch_size < 1:

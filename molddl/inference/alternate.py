@@ -4,8 +4,8 @@ The encoder output ``h`` is constant across iterations, so each tower's first la
 into ``W_h h`` (computed once) and ``W_y L(y)``; the latter is linear in the label state and
 folds into ``state @ M + c`` (:meth:`Tower.label_projection`). An iteration is then one small
 product, a ReLU and the tower's output layer, batched over every unconverged sample, on the
-device of the tensors. On the CPU the same iteration runs as compiled code where a C compiler
-is at hand (:mod:`molddl.inference.kernel`, ``inference.kernel``).
+device of the tensors. On the CPU the same iteration runs as machine code that numba compiles
+on first use (:mod:`molddl.inference.kernel`, ``inference.kernel``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from dataclasses import dataclass
 import torch
 
 from molddl.config import ConfigError, InferenceConfig
-from molddl.inference import kernel
-from molddl.nn.heads import to_state
 from molddl.nn.towers import Tower
 
 logger = logging.getLogger(__name__)
@@ -51,7 +49,7 @@ class AlternateResult:
 
 def direct(tower: Tower, hh: torch.Tensor, other_state: torch.Tensor) -> torch.Tensor:
     """Direct inference: ``ŷ = T(h, y_other)`` from the precomputed ``W_h h``."""
-    return to_state(tower.out_spec, tower.from_parts(hh, other_state))
+    return tower.out_kind.to_state(tower.from_parts(hh, other_state))
 
 
 @torch.inference_mode()
@@ -76,13 +74,15 @@ def alternate(
     init
         Initial states ``[n x s1, n x s2]`` (marginal prediction or prior).
     cfg
-        The settings; ``cfg.kernel`` picks the compiled loop (:mod:`molddl.inference.kernel`)
+        The settings; ``cfg.kernel`` picks the numba loop (:mod:`molddl.inference.kernel`)
         or this function's PyTorch loop.
     """
     n, device = init[0].shape[0], init[0].device
-    # auto keeps a GPU model's iterations on the GPU; compiled copies them to the CPU kernel
-    use_kernel = cfg.kernel == "compiled" or (cfg.kernel == "auto" and device.type == "cpu")
+    # auto keeps a GPU model's iterations on the GPU; numba copies them to the CPU kernel
+    use_kernel = cfg.kernel == "numba" or (cfg.kernel == "auto" and device.type == "cpu")
     if use_kernel and n and cfg.max_iter > 0:
+        from molddl.inference import kernel  # imports numba: only when it is used
+
         why = kernel.unsupported(towers, hh) or kernel.unavailable()
         if why is None:
             host = [[t.cpu() for t in ts] for ts in (hh, init)]
@@ -94,12 +94,12 @@ def alternate(
                 torch.from_numpy(residual).to(device),
                 torch.from_numpy(status == kernel.CYCLE).to(device),
             )
-        if cfg.kernel == "compiled":
+        if cfg.kernel == "numba":
             raise ConfigError(
-                f"config key 'inference.kernel' is 'compiled', but {why}; set it to 'auto' "
-                "(the compiled kernel where it can run) or 'torch'"
+                f"config key 'inference.kernel' is 'numba', but {why}; set it to 'auto' "
+                "(the numba kernel where it can run) or 'torch'"
             )
-        logger.debug("alternate inference in PyTorch: the compiled kernel cannot run (%s)", why)
+        logger.debug("alternate inference in PyTorch: the numba kernel cannot run (%s)", why)
     return _torch_loop(towers, hh, init, cfg)
 
 
@@ -116,7 +116,7 @@ def _torch_loop(towers, hh, init, cfg: InferenceConfig) -> AlternateResult:
     H1, H2 = hh[0] + c1, hh[1] + c2  # everything that does not change between iterations
     S1, S2 = init[0].clone(), init[1].clone()
     P1 = P2 = None  # the states two iterations back, for the period-2 check
-    spec1, spec2 = towers[0].out_spec, towers[1].out_spec
+    kind1, kind2 = towers[0].out_kind, towers[1].out_kind
     d = cfg.damping
     check_cycles = cfg.cycles != "continue" and cfg.tol > 0  # tol ≤ 0: a fixed workload
     # the chains' fixed points pair up as (S1ᵗ⁻¹, S2ᵗ) and (S1ᵗ, S2ᵗ⁻¹) only for plain Jacobi
@@ -125,8 +125,8 @@ def _torch_loop(towers, hh, init, cfg: InferenceConfig) -> AlternateResult:
     for t in range(1, cfg.max_iter + 1):
         if idx.numel() == 0:
             break
-        N2 = to_state(spec2, towers[1].step(H2, M2, S1))
-        N1 = to_state(spec1, towers[0].step(H1, M1, N2 if cfg.method == "gauss_seidel" else S2))
+        N2 = kind2.to_state(towers[1].step(H2, M2, S1))
+        N1 = kind1.to_state(towers[0].step(H1, M1, N2 if cfg.method == "gauss_seidel" else S2))
         if d > 0:
             N1, N2 = (1 - d) * N1 + d * S1, (1 - d) * N2 + d * S2
         delta = torch.maximum((N1 - S1).abs().amax(-1), (N2 - S2).abs().amax(-1))
