@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine  # noqa: E402
 
 from molddl.config import Config  # noqa: E402
+from molddl.data.preprocess import Preprocessor  # noqa: E402
 from molddl.models.nets import DualTowerNet, MarginalNet  # noqa: E402
-from molddl.models.preprocess import Preprocessor  # noqa: E402
 from molddl.models.training import DLLModule, MarginalModule, fit_module  # noqa: E402
 from molddl.pipeline import load_splits  # noqa: E402
 

@@ -22,7 +22,7 @@ class Method:
         One line saying what it trains.
     mode
         The :class:`~molddl.models.estimator.DualLabelModel` prediction mode that serves it
-        (DLL and MT come from one fit), or ``None`` for a baseline with its own class in
+        (DLL), or ``None`` for a baseline with its own class in
         :data:`molddl.models.baselines.BASELINES`.
     """
 
@@ -47,7 +47,7 @@ METHODS: dict[str, Method] = {
     m.name: m
     for m in (
         Method("DLL", "Dual-Label Learning: (x, y2) → y1 and (x, y1) → y2, iterated", "dll"),
-        Method("MT", "masked multi-task model x → (y1, y2), DLL's marginal model", "marginal"),
+        Method("MT", "masked multi-task model x → (y1, y2) (the network of DLL's marginal model)"),
         Method("ID", "independent models x → y1 and x → y2, each on the samples with that label"),
         Method("COL", "one model x → (y1, y2) on the samples with both labels only"),
         Method("SSL", "self-training: COL imputes the half-labelled samples, then retrains on all"),

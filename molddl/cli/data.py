@@ -67,11 +67,7 @@ def describe(args: argparse.Namespace) -> int:
     for k, spec in enumerate(data.labels):
         col = data.y[:, k]
         present = col[~np.isnan(col)]
-        stats = (
-            f"positive rate {present.mean():.1%}"
-            if spec.kind == "binary"
-            else f"range {present.min():.4g} .. {present.max():.4g}, mean {present.mean():.4g}"
-        )
+        stats = spec.behaviour.describe(present)
         out.write(
             f"  label y{k + 1} = {spec.name} ({spec.kind}): missing {np.isnan(col).mean():.2%}, "
             f"{stats}\n"

@@ -1,14 +1,50 @@
-"""Label specifications: what kind of value each label column holds."""
+"""Label columns and label kinds: the one place that knows what each kind of label means.
+
+A :class:`LabelSpec` describes a column of the data (its name, ``binary`` / ``multiclass`` /
+``regression`` and the number of classes). A :class:`LabelKind` is the behaviour of a label
+inside the model, looked up in a registry the way chemprop v2 registers its predictors:
+
+=================  =====================================================================
+``binary``         one logit; state = P(class 1); BCE; a two-row embedding table
+``multiclass``     C logits; state = class probabilities; CE; a C-row embedding table
+``regression``     one value (standardised); state = z; MSE; a linear embedding
+``gaussian``       a value with mean and log-variance heads; Gaussian NLL, so it has a
+                   log-probability and takes part in ``loss_dual``
+=================  =====================================================================
+
+Each kind owns its raw size, the state a raw output stands for, the state of a known label,
+its loss and log-probability, the support ``loss_dual`` averages over, the label embedding
+and its folded projection for alternate inference, its prior, and the conversion of a state
+into the user's value. No other module of molddl branches on a label kind.
+
+Every label travels through the model as a *state* vector:
+
+* binary → probability of class 1, shape ``b x 1``
+* multiclass → class probabilities, shape ``b x C``
+* regression → standardised value ``z``, shape ``b x 1``
+
+A hard label is the one-hot (or 0/1) state, a predicted label its probabilities, so soft
+labels and hard labels take the same path (SPEC §2).
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
 
-LabelKind = Literal["binary", "multiclass", "regression"]
+DataKind = Literal["binary", "multiclass", "regression"]
+#: the kinds a label column of the data can have (``data.label_kinds``)
 LABEL_KINDS: tuple[str, ...] = ("binary", "multiclass", "regression")
+LOG_2PI = math.log(2 * math.pi)
+
+#: how many distinct non-negative integers a column may hold to be inferred multiclass
+MAX_INFERRED_CLASSES = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +63,7 @@ class LabelSpec:
     """
 
     name: str
-    kind: LabelKind
+    kind: DataKind
     n_classes: int = 0
 
     def __post_init__(self) -> None:
@@ -35,18 +71,12 @@ class LabelSpec:
             raise ValueError(
                 f"label {self.name!r}: kind {self.kind!r} is not one of {', '.join(LABEL_KINDS)}"
             )
-        if self.kind == "binary" and self.n_classes not in (0, 2):
-            raise ValueError(f"label {self.name!r}: a binary label has 2 classes")
-        if self.kind == "binary":
-            object.__setattr__(self, "n_classes", 2)
-        if self.kind == "multiclass" and self.n_classes < 2:
-            raise ValueError(f"label {self.name!r}: multiclass needs n_classes >= 2")
-        if self.kind == "regression" and self.n_classes != 0:
-            raise ValueError(f"label {self.name!r}: a regression label has no classes")
+        object.__setattr__(self, "n_classes", _KINDS[self.kind].check_classes(self))
 
     @property
-    def is_class(self) -> bool:
-        return self.kind != "regression"
+    def behaviour(self) -> LabelKind:
+        """The label's kind as data: values and metrics (the plain head, no Gaussian)."""
+        return label_kind(self)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "kind": self.kind, "n_classes": self.n_classes}
@@ -54,6 +84,464 @@ class LabelSpec:
     @classmethod
     def from_dict(cls, d: dict) -> LabelSpec:
         return cls(name=d["name"], kind=d["kind"], n_classes=int(d.get("n_classes", 0)))
+
+
+class LabelKind:
+    """The behaviour of one kind of label; subclasses register under :attr:`name`.
+
+    Raw outputs, states and labels are tensors in *model space*: class indices, or values
+    standardised with the training part's mean and standard deviation.
+    """
+
+    name: ClassVar[str]
+    #: ``LabelSpec.kind`` this kind serves
+    data_kind: ClassVar[str]
+    #: whether the label takes a finite set of classes
+    categorical: ClassVar[bool] = True
+    #: the metrics reported for it (SPEC §6) and the one a figure shows
+    metrics: ClassVar[tuple[str, ...]] = ("f1", "roc_auc", "pr_auc")
+    main_metric: ClassVar[str] = "f1"
+    #: the probability column a decision threshold applies to (binary labels only)
+    threshold_name: ClassVar[str | None] = None
+    #: output activation code shared with the alternate-inference kernel
+    activation: ClassVar[int]
+
+    def __init__(self, spec: LabelSpec) -> None:
+        self.spec = spec
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec.name!r})"
+
+    # ------------------------------------------------------------------ the data
+    @classmethod
+    def check_classes(cls, spec: LabelSpec) -> int:
+        """``spec.n_classes`` as it must be for this kind, or a ``ValueError``."""
+        return spec.n_classes
+
+    @classmethod
+    def spec_from_values(cls, name: str, values: np.ndarray) -> LabelSpec:
+        """A spec of this kind for a column: classes counted from the present values."""
+        present = values[~np.isnan(values)]
+        n = int(present.max()) + 1 if present.size else 2
+        return LabelSpec(name, cls.data_kind, n)  # type: ignore[arg-type]
+
+    def bad_values(self, values: np.ndarray) -> np.ndarray:
+        """Mask of present values that this label cannot take."""
+        present = ~np.isnan(values)
+        ok = (values == np.round(values)) & (values >= 0) & (values < self.spec.n_classes)
+        return present & ~ok
+
+    def allowed(self) -> str:
+        return f"an integer class in 0..{self.spec.n_classes - 1}"
+
+    def describe(self, present: np.ndarray) -> str:
+        """A one-line summary of a column's present values (``molddl data describe``)."""
+        freq = np.bincount(present.astype(int), minlength=self.spec.n_classes) / present.size
+        return "class shares " + ", ".join(f"{c}: {f:.1%}" for c, f in enumerate(freq))
+
+    def scale(self, present: np.ndarray) -> tuple[float, float]:
+        """``(mean, std)`` that standardise the label in model space (classes: ``(0, 1)``)."""
+        return 0.0, 1.0
+
+    def prior(self, present: np.ndarray) -> list[float]:
+        """The label's prior state from its present training values."""
+        freq = np.bincount(present.astype(int), minlength=self.spec.n_classes) / present.size
+        return [float(f) for f in freq]
+
+    # ------------------------------------------------------------------ heads
+    @property
+    def raw_size(self) -> int:
+        """Width of a head's raw output: logits, or mean (and log-variance)."""
+        return self.state_size
+
+    @property
+    def state_size(self) -> int:
+        return self.spec.n_classes
+
+    def to_state(self, raw: torch.Tensor) -> torch.Tensor:
+        """The state a head's raw output stands for (``b x state_size``)."""
+        return torch.softmax(raw, dim=-1)
+
+    def target_state(self, y: torch.Tensor) -> torch.Tensor:
+        """The state of known labels ``y`` (shape ``b``: class index or ``z``); NaN → 0."""
+        y = torch.nan_to_num(y, nan=0.0)
+        return F.one_hot(y.long(), self.spec.n_classes).to(torch.float32)
+
+    def loss(self, raw: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-sample supervised loss ``ℓ`` (shape ``b``); ``y`` has no NaN."""
+        return F.cross_entropy(raw, y.long(), reduction="none")
+
+    @property
+    def has_log_prob(self) -> bool:
+        """Whether the head defines a probability (``loss_dual`` needs one)."""
+        return True
+
+    def log_prob(self, raw: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        """``log P(y = value)`` per sample, shape ``b``."""
+        return self.log_prob_all(raw).gather(1, value.long().unsqueeze(-1)).squeeze(-1)
+
+    def log_prob_all(self, raw: torch.Tensor) -> torch.Tensor:
+        """``log P(y = c)`` for every class ``c``, shape ``b x C``."""
+        return torch.log_softmax(raw, dim=-1)
+
+    def class_probs(self, state: torch.Tensor) -> torch.Tensor:
+        """Probabilities of every class from a state, ``b x C``."""
+        return state
+
+    def support(
+        self, y: torch.Tensor, present: torch.Tensor, state: torch.Tensor, mode: str
+    ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """The values ``loss_dual`` averages the duality gap over, as ``(value b, state b x s,
+        weight b)``: every class, with weight 1 for a known label's class and the imputed
+        probability (``expectation``) or 1 for the most probable class (``argmax``) where the
+        label was imputed. The weights keep the graph of ``state``; ``loss_dual`` passes a
+        detached imputed state, so no gradient flows through them there."""
+        C = self.spec.n_classes
+        probs = self.class_probs(state)
+        if mode == "argmax":
+            probs = F.one_hot(probs.argmax(-1), C).to(probs.dtype)
+        onehot_true = F.one_hot(torch.nan_to_num(y).long(), C).to(probs.dtype)
+        weights = torch.where(present.unsqueeze(-1), onehot_true, probs)
+        out = []
+        for c in range(C):
+            value = torch.full_like(y, float(c))
+            out.append((value, self.target_state(value), weights[:, c]))
+        return out
+
+    def diverged(self, state: torch.Tensor, max_abs_z: float) -> torch.Tensor:
+        """Samples whose state left the data's scale (probabilities cannot)."""
+        return torch.zeros(state.shape[0], dtype=torch.bool, device=state.device)
+
+    def prior_state(self, prior: list[float], n: int, device=None) -> torch.Tensor:
+        p = torch.as_tensor(prior, dtype=torch.float32, device=device)
+        return p.expand(n, -1).clone()
+
+    def to_model_value(self, state: torch.Tensor, hard: bool) -> torch.Tensor:
+        """A state as a label value in model space, shape ``b``: the most probable class."""
+        return state.argmax(-1).float()
+
+    # ------------------------------------------------------------------ embedding
+    def build_embedding(self, module: nn.Module, dim: int) -> None:
+        """Give ``module`` the parameters of ``L(y)``: a learned row per class."""
+        module.table = nn.Parameter(torch.empty(self.spec.n_classes, dim))
+
+    def reset_embedding(self, module: nn.Module) -> None:
+        nn.init.normal_(module.table, std=1.0)
+
+    def embed(self, module: nn.Module, state: torch.Tensor) -> torch.Tensor:
+        r""":math:`L(y) = \sum_c p_c e_c` with :math:`p` the class probabilities."""
+        return self.class_probs(state) @ module.table
+
+    def projection(self, module: nn.Module, W_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""``(M, c)`` with ``W_y L(s) = s M + c`` for every state ``s``: the label path folded
+        into one ``state_size x hidden`` matrix."""
+        return module.table @ W_y.T, torch.zeros_like(W_y[:, 0])
+
+    # ------------------------------------------------------------------ user values
+    def to_user(self, state: np.ndarray, mean: float, std: float) -> np.ndarray:
+        """A state (``n x state_size``) as the user-facing prediction: P(class 1) (binary,
+        ``n``), class probabilities (multiclass, ``n x C``) or the value (``n``)."""
+        return state
+
+    def user_columns(
+        self, user: np.ndarray, given: np.ndarray, threshold: float | None = None
+    ) -> dict[str, np.ndarray]:
+        """Prediction-table columns for ``n`` rows from :meth:`to_user` output (NaN where there
+        is no prediction) and the given values (NaN where unknown)."""
+        name = self.spec.name
+        value = np.where(np.isnan(user).any(axis=1), np.nan, np.nanargmax(_nan0(user), axis=1))
+        value = np.where(np.isnan(given), value, given)
+        cols = {name: value}
+        for c in range(self.spec.n_classes):
+            cols[f"{name}_prob_{c}"] = user[:, c]
+        return cols
+
+    def metric_input(self, pred: np.ndarray) -> np.ndarray:
+        """What the metrics take for this label from :meth:`to_user` output."""
+        return pred
+
+    @classmethod
+    def check_predictions(cls, metric: str, y_true: np.ndarray, y_pred: np.ndarray) -> None:
+        """A ``ValueError`` when ``y_pred`` (as :meth:`to_user` gives it) has the wrong shape
+        or ``y_true`` values this kind cannot take."""
+        _check_rows(metric, cls, y_true, y_pred, 2)
+        _check_classes(metric, cls, y_true, y_pred.shape[1])
+
+
+def _check_classes(metric: str, kind: type[LabelKind], y_true: np.ndarray, n: int) -> None:
+    present = y_true[~np.isnan(y_true)]
+    if not np.all(np.isin(present, np.arange(n))):
+        raise ValueError(
+            f"metric {metric!r}: y_true of a {kind.data_kind} label must hold classes 0..{n - 1}"
+        )
+
+
+def _nan0(a: np.ndarray) -> np.ndarray:
+    return np.nan_to_num(a, nan=-np.inf)
+
+
+def _check_rows(metric: str, kind: type[LabelKind], y_true, y_pred, want: int) -> None:
+    if y_pred.ndim != want or len(y_pred) != len(y_true):
+        shape = "n x C" if want == 2 else "n"
+        raise ValueError(
+            f"metric {metric!r} on a {kind.data_kind} label expects y_pred of shape {shape} "
+            f"with n = {len(y_true)}, got {y_pred.shape}"
+        )
+
+
+class BinaryKind(LabelKind):
+    name = "binary"
+    data_kind = "binary"
+    activation = 0
+    threshold_name = "prob"
+
+    @classmethod
+    def check_classes(cls, spec: LabelSpec) -> int:
+        if spec.n_classes not in (0, 2):
+            raise ValueError(f"label {spec.name!r}: a binary label has 2 classes")
+        return 2
+
+    @classmethod
+    def spec_from_values(cls, name, values):
+        return LabelSpec(name, "binary")
+
+    def describe(self, present: np.ndarray) -> str:
+        return f"positive rate {present.mean():.1%}"
+
+    def prior(self, present: np.ndarray) -> list[float]:
+        return [float((present == 1).mean())]
+
+    @property
+    def state_size(self) -> int:
+        return 1
+
+    def to_state(self, raw):
+        return torch.sigmoid(raw)
+
+    def target_state(self, y):
+        return torch.nan_to_num(y, nan=0.0).to(torch.float32).unsqueeze(-1)
+
+    def loss(self, raw, y):
+        return F.binary_cross_entropy_with_logits(raw[:, 0], y.float(), reduction="none")
+
+    def log_prob_all(self, raw):
+        return torch.cat([F.logsigmoid(-raw), F.logsigmoid(raw)], dim=-1)
+
+    def class_probs(self, state):
+        return torch.cat([1 - state, state], dim=-1)
+
+    def to_model_value(self, state, hard):
+        return (state[:, 0] >= 0.5).float() if hard else state[:, 0]
+
+    def projection(self, module, W_y):
+        rows = module.table @ W_y.T  # 2 x hidden: classes 0 and 1
+        return (rows[1] - rows[0]).unsqueeze(0), rows[0]
+
+    def to_user(self, state, mean, std):
+        return state[:, 0]
+
+    def user_columns(self, user, given, threshold=None):
+        name = self.spec.name
+        cut = 0.5 if threshold is None else threshold
+        value = np.where(np.isnan(user), np.nan, (user >= cut).astype(float))
+        return {name: np.where(np.isnan(given), value, given), f"{name}_prob": user}
+
+    @classmethod
+    def check_predictions(cls, metric, y_true, y_pred):
+        _check_rows(metric, cls, y_true, y_pred, 1)
+        _check_classes(metric, cls, y_true, 2)
+
+
+class MulticlassKind(LabelKind):
+    name = "multiclass"
+    data_kind = "multiclass"
+    activation = 1
+
+    @classmethod
+    def check_classes(cls, spec: LabelSpec) -> int:
+        if spec.n_classes < 2:
+            raise ValueError(f"label {spec.name!r}: multiclass needs n_classes >= 2")
+        return spec.n_classes
+
+
+class ValueKind(LabelKind):
+    """A real value, standardised in the model; one output, MSE, no probability."""
+
+    name = "regression"
+    data_kind = "regression"
+    categorical = False
+    metrics = ("mape", "mae", "rmse")
+    main_metric = "mape"
+    activation = 2
+
+    @classmethod
+    def check_classes(cls, spec: LabelSpec) -> int:
+        if spec.n_classes != 0:
+            raise ValueError(f"label {spec.name!r}: a regression label has no classes")
+        return 0
+
+    @classmethod
+    def spec_from_values(cls, name, values):
+        return LabelSpec(name, "regression")
+
+    def bad_values(self, values):
+        return ~np.isnan(values) & ~np.isfinite(values)
+
+    def allowed(self) -> str:
+        return "a finite number"
+
+    def describe(self, present):
+        return f"range {present.min():.4g} .. {present.max():.4g}, mean {present.mean():.4g}"
+
+    def scale(self, present):
+        return float(present.mean()), float(present.std()) or 1.0
+
+    def prior(self, present):
+        return [0.0]  # z = 0: the training mean
+
+    @property
+    def raw_size(self) -> int:
+        return 1
+
+    @property
+    def state_size(self) -> int:
+        return 1
+
+    def to_state(self, raw):
+        return raw[:, :1]
+
+    def target_state(self, y):
+        return torch.nan_to_num(y, nan=0.0).to(torch.float32).unsqueeze(-1)
+
+    def loss(self, raw, y):
+        return (raw[:, 0] - y) ** 2
+
+    @property
+    def has_log_prob(self) -> bool:
+        return False
+
+    def log_prob(self, raw, value):
+        raise ValueError(
+            f"label {self.spec.name!r}: a plain value head has no probability; set "
+            "model.gaussian=true"
+        )
+
+    def log_prob_all(self, raw):
+        raise ValueError(f"label {self.spec.name!r} is a value, it has no classes")
+
+    def class_probs(self, state):
+        raise ValueError(f"label {self.spec.name!r} is a value, it has no classes")
+
+    def support(self, y, present, state, mode):
+        """One point, the known or imputed standardised value, weight 1."""
+        value = torch.where(present, torch.nan_to_num(y), state[:, 0])
+        return [(value, value.unsqueeze(-1), torch.ones_like(value))]
+
+    def diverged(self, state, max_abs_z):
+        return ~torch.isfinite(state[:, 0]) | (state[:, 0].abs() > max_abs_z)
+
+    def prior_state(self, prior, n, device=None):
+        return torch.zeros(n, 1, device=device)
+
+    def to_model_value(self, state, hard):
+        return state[:, 0]
+
+    def build_embedding(self, module, dim):
+        module.linear = nn.Linear(1, dim)
+
+    def reset_embedding(self, module):
+        module.linear.reset_parameters()
+
+    def embed(self, module, state):
+        return module.linear(state)
+
+    def projection(self, module, W_y):
+        lin = module.linear
+        return (W_y @ lin.weight).T, W_y @ lin.bias
+
+    def to_user(self, state, mean, std):
+        return state[:, 0] * std + mean
+
+    def user_columns(self, user, given, threshold=None):
+        return {self.spec.name: np.where(np.isnan(given), user, given)}
+
+    @classmethod
+    def check_predictions(cls, metric, y_true, y_pred):
+        _check_rows(metric, cls, y_true, y_pred, 1)
+
+
+class GaussianValueKind(ValueKind):
+    """A value with mean and log-variance heads: Gaussian NLL, so it has a log-probability."""
+
+    name = "gaussian"
+
+    @property
+    def raw_size(self) -> int:
+        return 2
+
+    def loss(self, raw, y):
+        return -self.log_prob(raw, y)
+
+    @property
+    def has_log_prob(self) -> bool:
+        return True
+
+    def log_prob(self, raw, value):
+        mean, log_var = raw[:, 0], raw[:, 1].clamp(-10.0, 10.0)
+        return -0.5 * (LOG_2PI + log_var + (value - mean) ** 2 / log_var.exp())
+
+
+#: the registry: ``LabelKind.name`` → class
+_KINDS: dict[str, type[LabelKind]] = {}
+
+
+def register_kind(cls: type[LabelKind]) -> type[LabelKind]:
+    """Add a label kind to the registry under ``cls.name``."""
+    if cls.name in _KINDS:
+        raise ValueError(f"label kind {cls.name!r} is already registered")
+    _KINDS[cls.name] = cls
+    return cls
+
+
+for _cls in (BinaryKind, MulticlassKind, ValueKind, GaussianValueKind):
+    register_kind(_cls)
+
+
+def kind_names() -> tuple[str, ...]:
+    return tuple(_KINDS)
+
+
+def label_kind(spec: LabelSpec, gaussian: bool = False) -> LabelKind:
+    """The behaviour of ``spec`` in a model; ``gaussian`` gives value labels mean and
+    log-variance heads (``model.gaussian``)."""
+    name = "gaussian" if gaussian and spec.kind == "regression" else spec.kind
+    return _KINDS[name](spec)
+
+
+def kind_class(name: str) -> type[LabelKind]:
+    """The registered label kind ``name`` (a ``KeyError`` naming the known ones)."""
+    try:
+        return _KINDS[name]
+    except KeyError:
+        raise KeyError(f"unknown label kind {name!r}; known: {', '.join(_KINDS)}") from None
+
+
+def data_kind_of(name: str) -> str:
+    """The ``LabelSpec.kind`` a registered kind name serves (``gaussian`` → ``regression``)."""
+    return _KINDS[name].data_kind
+
+
+def kinds_with_metric(metric: str) -> tuple[str, ...]:
+    """The data kinds whose labels report ``metric``."""
+    return tuple(dict.fromkeys(c.data_kind for c in _KINDS.values() if metric in c.metrics))
+
+
+def make_spec(name: str, kind: str, values: np.ndarray) -> LabelSpec:
+    """The spec of column ``name`` of the given data kind (``data.label_kinds``); a
+    multiclass label takes its number of classes from the present values."""
+    if kind not in LABEL_KINDS:
+        raise ValueError(f"label {name!r}: kind {kind!r} is not one of {', '.join(LABEL_KINDS)}")
+    return _KINDS[kind].spec_from_values(name, values)
 
 
 def infer_label_spec(name: str, values: np.ndarray) -> LabelSpec:
@@ -64,7 +552,7 @@ def infer_label_spec(name: str, values: np.ndarray) -> LabelSpec:
         raise ValueError(f"label column {name!r} has no present value (all missing)")
     if np.all(np.isin(v, (0.0, 1.0))):
         return LabelSpec(name, "binary")
-    if np.all(v == np.round(v)) and v.min() >= 0 and v.max() < 20:
+    if np.all(v == np.round(v)) and v.min() >= 0 and v.max() < MAX_INFERRED_CLASSES:
         return LabelSpec(name, "multiclass", int(v.max()) + 1)
     return LabelSpec(name, "regression")
 
@@ -81,19 +569,11 @@ def check_label_values(
     present = ~np.isnan(values)
     if not present.any() and not allow_empty:
         raise ValueError(f"label column {spec.name!r} has no present value (all missing)")
-    if spec.kind == "regression":
-        bad = present & ~np.isfinite(values)
-    else:
-        ok = (values == np.round(values)) & (values >= 0) & (values < spec.n_classes)
-        bad = present & ~ok
+    kind = label_kind(spec)
+    bad = kind.bad_values(values)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        allowed = (
-            "a finite number"
-            if spec.kind == "regression"
-            else f"an integer class in 0..{spec.n_classes - 1}"
-        )
         raise ValueError(
             f"label column {spec.name!r}, row {i + row_offset}: value {values[i]!r} is not "
-            f"{allowed} ({spec.kind} label); leave the cell empty for a missing label"
+            f"{kind.allowed()} ({spec.kind} label); leave the cell empty for a missing label"
         )

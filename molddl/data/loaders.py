@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from molddl.data.dataset import DualLabelDataset
-from molddl.data.labels import LabelSpec, check_label_values, infer_label_spec
+from molddl.data.labels import LabelSpec, check_label_values, infer_label_spec, make_spec
 from molddl.data.sources import fetch
 
 logger = logging.getLogger(__name__)
@@ -85,12 +85,8 @@ def _infer_specs(
     for k, (col, kind) in enumerate(zip(labels, kinds, strict=True)):
         if kind is None:
             specs.append(infer_label_spec(col, y[:, k]))
-        elif kind == "multiclass":
-            present = y[:, k][~np.isnan(y[:, k])]
-            n_classes = int(present.max()) + 1 if present.size else 2
-            specs.append(LabelSpec(col, "multiclass", n_classes))
         else:
-            specs.append(LabelSpec(col, kind))  # type: ignore[arg-type]
+            specs.append(make_spec(col, kind, y[:, k]))
     return specs
 
 

@@ -6,16 +6,70 @@ travel with a saved model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
 
 from molddl.data.dataset import DualLabelDataset, Standardizer
-from molddl.data.featurize import InvalidSmiles, featurize_dataset
-from molddl.data.featurizers import Featurizer, featurizer_from_dict
-from molddl.data.graphs import GraphStore
-from molddl.data.labels import LabelSpec
+from molddl.data.featurizers import (
+    Featurizer,
+    GraphStore,
+    InvalidSmiles,
+    featurize_dataset,
+    featurizer_from_dict,
+)
+from molddl.data.labels import LabelKind, LabelSpec, label_kind
+
+
+@dataclass(frozen=True, slots=True)
+class InputInfo:
+    """What an encoder needs to know about its inputs.
+
+    Attributes
+    ----------
+    form
+        ``graph`` (molecular graphs, a GNN encoder) or ``vector`` (feature vectors, an MLP).
+    dim
+        Width of a feature vector (``vector``).
+    node_cardinalities, edge_cardinalities
+        Number of values of each categorical node / edge feature (``graph``).
+    node_dim, edge_dim
+        Number of node / edge feature columns (``graph``).
+    """
+
+    form: Literal["graph", "vector"]
+    dim: int = 0
+    node_cardinalities: tuple[int, ...] = ()
+    edge_cardinalities: tuple[int, ...] = ()
+    node_dim: int = 0
+    edge_dim: int = 0
+
+    def __post_init__(self) -> None:
+        if self.form not in ("graph", "vector"):
+            raise ValueError(f"input form {self.form!r} is neither 'graph' nor 'vector'")
+
+    @property
+    def is_graph(self) -> bool:
+        return self.form == "graph"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["node_cardinalities"] = list(self.node_cardinalities)
+        d["edge_cardinalities"] = list(self.edge_cardinalities)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> InputInfo:
+        return cls(
+            form=d.get("form", d.get("kind")),  # "kind" in model files before InputInfo
+            dim=int(d.get("dim", 0)),
+            node_cardinalities=tuple(int(c) for c in d.get("node_cardinalities", ())),
+            edge_cardinalities=tuple(int(c) for c in d.get("edge_cardinalities", ())),
+            node_dim=int(d.get("node_dim", 0)),
+            edge_dim=int(d.get("edge_dim", 0)),
+        )
 
 
 @dataclass(slots=True)
@@ -93,7 +147,7 @@ class Preprocessor:
     x_scaler: Standardizer | None
     y_mean: list[float]
     y_std: list[float]
-    input_info: dict
+    input_info: InputInfo
     feature_names: tuple[str, ...] = ()
     strict: bool = False
     prior: list[list[float]] = field(default_factory=list)
@@ -107,56 +161,59 @@ class Preprocessor:
             present = col[~np.isnan(col)]
             if present.size == 0:
                 raise ValueError(f"label {spec.name!r} has no present value in the training part")
-            if spec.kind == "regression":
-                y_mean.append(float(present.mean()))
-                y_std.append(float(present.std()) or 1.0)
-                prior.append([0.0])
-            else:
-                y_mean.append(0.0)
-                y_std.append(1.0)
-                freq = np.bincount(present.astype(int), minlength=spec.n_classes) / present.size
-                prior.append([float(freq[1])] if spec.kind == "binary" else freq.tolist())
+            kind = label_kind(spec)
+            mean, std = kind.scale(present)
+            y_mean.append(mean)
+            y_std.append(std)
+            prior.append(kind.prior(present))
         if train.is_molecular:
             feat = featurizer_from_dict({"name": featurizer})
             if feat.output == "graph":
-                info = {
-                    "kind": "graph",
-                    "node_cardinalities": feat.node_cardinalities,
-                    "edge_cardinalities": feat.edge_cardinalities,
-                    "node_dim": feat.node_dim,
-                    "edge_dim": feat.edge_dim,
-                }
+                info = InputInfo(
+                    "graph",
+                    node_cardinalities=tuple(feat.node_cardinalities),
+                    edge_cardinalities=tuple(feat.edge_cardinalities),
+                    node_dim=feat.node_dim,
+                    edge_dim=feat.edge_dim,
+                )
             else:
-                info = {"kind": "vector", "dim": feat.dim}
+                info = InputInfo("vector", dim=feat.dim)
             return cls(train.labels, feat.to_dict(), None, y_mean, y_std, info, (), strict, prior)
         if train.X is None:
             raise ValueError(f"dataset {train.name!r} has neither SMILES nor features")
         scaler = Standardizer.fit(train.X)
-        info = {"kind": "vector", "dim": int(train.X.shape[1])}
+        info = InputInfo("vector", dim=int(train.X.shape[1]))
         return cls(
             train.labels, None, scaler, y_mean, y_std, info, train.feature_names, strict, prior
         )
+
+    @property
+    def kinds(self) -> tuple[LabelKind, ...]:
+        """The labels' kinds as data (values, metrics, user columns)."""
+        return tuple(label_kind(s) for s in self.labels)
 
     def labels_to_model(self, y: np.ndarray) -> torch.Tensor:
         z = (np.asarray(y, dtype=np.float64) - np.asarray(self.y_mean)) / np.asarray(self.y_std)
         return torch.tensor(z, dtype=torch.float32)  # owned, so DDP can share it
 
-    def value_from_model(self, k: int, z: np.ndarray) -> np.ndarray:
-        return z * self.y_std[k] + self.y_mean[k]
+    def to_user(self, k: int, state: np.ndarray) -> np.ndarray:
+        """Label ``k``'s states (``n x state_size``, model space) as user values:
+        P(class 1) (binary, ``n``), class probabilities (multiclass, ``n x C``) or the
+        value in the label's units (regression, ``n``)."""
+        return self.kinds[k].to_user(state.astype(np.float64), self.y_mean[k], self.y_std[k])
+
+    def truth_to_user(self, k: int, y: np.ndarray) -> np.ndarray:
+        """Label ``k``'s model-space values (class index or ``z``) in the user's units."""
+        return y * self.y_std[k] + self.y_mean[k]
 
     def arrays_from_states(
         self, states: list[torch.Tensor], positions: np.ndarray, n: int
     ) -> list[np.ndarray]:
-        """Label states as user-facing arrays of ``n`` rows (NaN where no prediction):
-        probability of class 1 (binary, shape ``n``), class probabilities (multiclass,
-        ``n x C``) or the value in the label's units (regression, ``n``)."""
+        """Label states as user-facing arrays of ``n`` rows (NaN where no prediction), as
+        :meth:`to_user` gives them."""
         out = []
-        for k, spec in enumerate(self.labels):
-            s = states[k].numpy().astype(np.float64)
-            if spec.kind == "binary":
-                s = s[:, 0]
-            elif spec.kind == "regression":
-                s = self.value_from_model(k, s[:, 0])
+        for k in range(len(self.labels)):
+            s = self.to_user(k, states[k].numpy())
             full = np.full((n,) + s.shape[1:], np.nan)
             full[positions] = s
             out.append(full)
@@ -175,7 +232,7 @@ class Preprocessor:
         ``n_jobs`` featurizes molecules in that many processes; ``use_cache=False`` neither
         reads nor fills the on-disk feature cache (a one-off screen need not be kept);
         ``features`` are the molecules' features computed ahead
-        (:func:`~molddl.data.featurize.compute_features` with :meth:`make_featurizer`).
+        (:func:`~molddl.data.featurizers.compute_features` with :meth:`make_featurizer`).
         """
         if [s.name for s in data.labels] != [s.name for s in self.labels]:
             raise ValueError(
@@ -220,7 +277,7 @@ class Preprocessor:
             "x_scaler": None if self.x_scaler is None else self.x_scaler.to_dict(),
             "y_mean": self.y_mean,
             "y_std": self.y_std,
-            "input_info": self.input_info,
+            "input_info": self.input_info.to_dict(),
             "feature_names": list(self.feature_names),
             "strict": self.strict,
             "prior": self.prior,
@@ -234,7 +291,7 @@ class Preprocessor:
             x_scaler=None if d["x_scaler"] is None else Standardizer.from_dict(d["x_scaler"]),
             y_mean=list(d["y_mean"]),
             y_std=list(d["y_std"]),
-            input_info=dict(d["input_info"]),
+            input_info=InputInfo.from_dict(d["input_info"]),
             feature_names=tuple(d["feature_names"]),
             strict=bool(d["strict"]),
             prior=[list(p) for p in d["prior"]],

@@ -77,19 +77,19 @@ def make_dual_label(
     X = rng.standard_normal((n, n_features))
     z = rng.standard_normal(n)
     eps = rng.standard_normal((n, 2))
-    if kind == "regression":
-        y1 = X[:, 0] + 1.5 * z + 0.3 * eps[:, 0]
-        y2 = 0.5 * X[:, 1] + 1.5 * z + 0.8 * y1 + 0.3 * eps[:, 1]
-        specs = (LabelSpec("y1", "regression"), LabelSpec("y2", "regression"))
-    else:
-        y1 = (X[:, 0] + 1.5 * z > 0).astype(np.float64)
-        s2 = 0.5 * X[:, 1] + 1.5 * z + 0.8 * (2 * y1 - 1)
-        if kind == "binary":
-            y2 = (s2 > 0).astype(np.float64)
-            specs = (LabelSpec("y1", "binary"), LabelSpec("y2", "binary"))
-        else:
-            y2 = s2 + 0.3 * eps[:, 1]
-            specs = (LabelSpec("y1", "binary"), LabelSpec("y2", "regression"))
+    # the label kinds of each setting; y2 depends on y1 through a ±0.8 shift (classes) or
+    # 0.8 y1 (values)
+    kinds = {
+        "binary": ("binary", "binary"),
+        "regression": ("regression", "regression"),
+        "mixed": ("binary", "regression"),
+    }[kind]
+    y1_value = X[:, 0] + 1.5 * z + 0.3 * eps[:, 0]
+    y1 = y1_value if kinds[0] == "regression" else (X[:, 0] + 1.5 * z > 0).astype(np.float64)
+    shift = 0.8 * y1 if kinds[0] == "regression" else 0.8 * (2 * y1 - 1)
+    s2 = 0.5 * X[:, 1] + 1.5 * z + shift
+    y2 = s2 + 0.3 * eps[:, 1] if kinds[1] == "regression" else (s2 > 0).astype(np.float64)
+    specs = (LabelSpec("y1", kinds[0]), LabelSpec("y2", kinds[1]))  # type: ignore[arg-type]
     y = np.stack([y1, y2], axis=1)
     if missing_rate > 0:
         y = mask_labels(y, missing_rate, seed=seed + 1)

@@ -22,7 +22,7 @@ from sklearn.metrics import (
     root_mean_squared_error,
 )
 
-from molddl.data.labels import LABEL_KINDS, LabelSpec
+from molddl.data.labels import LABEL_KINDS, LabelSpec, kind_class, label_kind
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +54,6 @@ class Metric:
 
 METRICS: dict[str, Metric] = {}
 
-_DEFAULTS: dict[str, tuple[str, ...]] = {
-    "binary": ("f1", "roc_auc", "pr_auc"),
-    "multiclass": ("f1", "roc_auc", "pr_auc"),
-    "regression": ("mape", "mae", "rmse"),
-}
-
 
 def register(
     name: str, kinds: tuple[str, ...], higher_is_better: bool
@@ -80,7 +74,7 @@ def register(
 
 def metrics_for(spec: LabelSpec) -> list[str]:
     """The SPEC §6 metric names for a label: classes F1, ROC-AUC, PR-AUC; values MAPE, MAE, RMSE."""
-    return list(_DEFAULTS[spec.kind])
+    return list(label_kind(spec).metrics)
 
 
 def get_metric(name: str) -> Metric:
@@ -125,11 +119,8 @@ def compute(
     metric = get_metric(name)
     y_true = np.asarray(y_true, dtype=np.float64).ravel()
     y_pred = np.asarray(y_pred, dtype=np.float64)
-    if kind is None:
-        if y_pred.ndim == 2:
-            kind = "multiclass"
-        else:
-            kind = "binary" if "binary" in metric.kinds else "regression"
+    if kind is None:  # a 2-D prediction is over classes; else the metric's first kind
+        kind = "multiclass" if y_pred.ndim == 2 else metric.kinds[0]
     if kind not in metric.kinds:
         raise ValueError(
             f"metric {name!r} does not apply to a {kind} label (it applies to "
@@ -147,20 +138,8 @@ def compute(
 
 
 def _check_shapes(name: str, kind: str, y_true: np.ndarray, y_pred: np.ndarray) -> None:
-    want = 2 if kind == "multiclass" else 1
-    if y_pred.ndim != want or len(y_pred) != len(y_true):
-        shape = "n x C" if want == 2 else "n"
-        raise ValueError(
-            f"metric {name!r} on a {kind} label expects y_pred of shape {shape} with "
-            f"n = {len(y_true)}, got {y_pred.shape}"
-        )
-    if kind != "regression":
-        present = y_true[~np.isnan(y_true)]
-        n_classes = y_pred.shape[1] if kind == "multiclass" else 2
-        if not np.all(np.isin(present, np.arange(n_classes))):
-            raise ValueError(
-                f"metric {name!r}: y_true of a {kind} label must hold classes 0..{n_classes - 1}"
-            )
+    """The label kind checks the prediction's shape and the truth's values."""
+    kind_class(kind).check_predictions(name, y_true, y_pred)
 
 
 def _both_classes(name: str, y: np.ndarray) -> bool:

@@ -15,14 +15,14 @@ mode            revealed     predicted    tasks
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from molddl.data.dataset import DualLabelDataset
-from molddl.evaluation.metrics import compute, get_metric, metrics_for
+from molddl.evaluation.metrics import compute, metrics_for
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,21 @@ HIDDEN: dict[str, tuple[int, ...]] = {
 REVEAL_MODES: tuple[str, ...] = tuple(HIDDEN)
 
 Predictor = Callable[[DualLabelDataset], list[np.ndarray]]
+
+#: validation-tuned thresholds: one per label (every task of that label), or per task name
+Thresholds = Sequence[float | None] | Mapping[str, float | None]
+
+
+def task_name(mode: str, k: int) -> str:
+    """The SPEC name of scoring label ``k`` in reveal mode ``mode``, e.g. ``"Single-y1"``."""
+    return f"{mode.split('_')[0].capitalize()}-y{k + 1}"
+
+
+def task_labels(n_labels: int) -> dict[str, int]:
+    """Every task name of :data:`REVEAL_MODES` for ``n_labels`` labels -> its label index."""
+    return {
+        task_name(mode, k): k for mode, hidden in HIDDEN.items() for k in hidden if k < n_labels
+    }
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -65,7 +80,7 @@ class RevealTask:
         """The SPEC name of scoring label ``k`` in this mode, e.g. ``"Single-y1"``."""
         if k not in self.scored:
             raise ValueError(f"label {k} is revealed, not scored, in mode {self.mode!r}")
-        return f"{self.mode.split('_')[0].capitalize()}-y{k + 1}"
+        return task_name(self.mode, k)
 
 
 def reveal(y: np.ndarray, mode: str) -> RevealTask:
@@ -98,7 +113,7 @@ def evaluate(
     data: DualLabelDataset,
     *,
     modes: Sequence[str] = REVEAL_MODES,
-    thresholds: Sequence[float | None] | None = None,
+    thresholds: Thresholds | None = None,
     metrics: dict[int, list[str]] | None = None,
 ) -> pd.DataFrame:
     """Score ``predict`` on ``data`` in each reveal mode.
@@ -114,8 +129,11 @@ def evaluate(
     modes
         Reveal modes to run, a subset of :data:`REVEAL_MODES`.
     thresholds
-        Per label, a validation-tuned threshold or ``None``; a binary label with one is also
-        scored as ``f1_tuned``, the F1 at that threshold.
+        Validation-tuned thresholds: a sequence with one per label (``None`` for none),
+        used in every task of that label, or a mapping from task name (``"Single-y1"``,
+        ``"Double-y1"``, ...) to a threshold, so that each task has its own (a Double task
+        predicts without the partner label, on another scale). A binary task with one is
+        also scored as ``f1_tuned``, the F1 at that threshold.
     metrics
         Per label index, metric names replacing :func:`metrics_for` of that label.
 
@@ -146,9 +164,10 @@ def evaluate(
             for name in names[k]:
                 value = compute(name, y_true, y_pred, kind=spec.kind)
                 records.append({**row, "metric": name, "value": value, "threshold": np.nan})
-            if tuned[k] is not None:
-                value = compute("f1", y_true, y_pred, threshold=tuned[k], kind=spec.kind)
-                records.append({**row, "metric": "f1_tuned", "value": value, "threshold": tuned[k]})
+            cut = tuned.get(row["task"])
+            if cut is not None:
+                value = compute("f1", y_true, y_pred, threshold=cut, kind=spec.kind)
+                records.append({**row, "metric": "f1_tuned", "value": value, "threshold": cut})
         log.debug("evaluated mode %s on %d samples", mode, len(task.rows))
     columns = ["task", "label", "metric", "value", "n", "threshold"]
     return pd.DataFrame.from_records(records, columns=columns)
@@ -165,7 +184,7 @@ def _metric_names(data: DualLabelDataset, metrics: dict[int, list[str]]) -> list
     for k, spec in enumerate(data.labels):
         chosen = list(metrics.get(k, metrics_for(spec)))
         for name in chosen:
-            if spec.kind not in get_metric(name).kinds:
+            if name not in spec.behaviour.metrics:
                 raise ValueError(
                     f"metric {name!r} does not apply to {spec.kind} label {spec.name!r}"
                 )
@@ -173,15 +192,31 @@ def _metric_names(data: DualLabelDataset, metrics: dict[int, list[str]]) -> list
     return names
 
 
-def _tuned_thresholds(
-    data: DualLabelDataset, thresholds: Sequence[float | None] | None
-) -> list[float | None]:
+def _tuned_thresholds(data: DualLabelDataset, thresholds: Thresholds | None) -> dict[str, float]:
+    """Task name -> threshold, for the tasks that have one, checked before any prediction."""
     K = len(data.labels)
+    tasks = task_labels(K)
     if thresholds is None:
-        return [None] * K
-    if len(thresholds) != K:
-        raise ValueError(f"thresholds has {len(thresholds)} entries, expected one per label ({K})")
-    for t, spec in zip(thresholds, data.labels, strict=True):
-        if t is not None and spec.kind != "binary":
+        return {}
+    if isinstance(thresholds, Mapping):
+        unknown = [t for t in thresholds if t not in tasks]
+        if unknown:
+            raise ValueError(
+                f"thresholds name unknown task {unknown[0]!r}; tasks are {', '.join(tasks)}"
+            )
+        per_task = dict(thresholds)
+    else:
+        if len(thresholds) != K:
+            raise ValueError(
+                f"thresholds has {len(thresholds)} entries, expected one per label ({K})"
+            )
+        per_task = {t: thresholds[k] for t, k in tasks.items()}
+    out: dict[str, float] = {}
+    for task, t in per_task.items():
+        spec = data.labels[tasks[task]]
+        if t is None:
+            continue
+        if spec.behaviour.threshold_name is None:
             raise ValueError(f"a threshold is given for {spec.kind} label {spec.name!r}")
-    return [None if t is None else float(t) for t in thresholds]
+        out[task] = float(t)
+    return out

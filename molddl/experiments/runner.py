@@ -148,10 +148,6 @@ def write_outputs(
         plt.close(fig)
 
 
-#: the metric each figure shows, by label kind
-MAIN_METRIC = {"binary": "f1", "multiclass": "f1", "regression": "mape"}
-
-
 def main_metric(tidy: pd.DataFrame) -> str:
     present = set(tidy["metric"])
     for m in ("f1", "mape", "roc_auc", "mae"):

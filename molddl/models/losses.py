@@ -12,18 +12,37 @@ from dataclasses import dataclass
 import torch
 from torch.func import functional_call
 
-from molddl.config import TrainConfig
-from molddl.nn.heads import (
-    gaussian_log_prob,
-    has_log_prob,
-    log_prob_all,
-    nll,
-    target_state,
-    to_state,
-)
-from molddl.nn.towers import Tower
+from molddl.nn.towers import Tower, known_states
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LossWeights:
+    """The loss terms in use and their weights (SPEC §3), given explicitly to the losses.
+
+    Attributes
+    ----------
+    alpha, beta
+        ``(α1, α2)`` of ``loss_sup`` and ``(β1, β2)`` of ``loss_rec``.
+    gamma
+        ``γ`` of ``loss_dual``.
+    terms
+        The terms in use, a subset of ``("sup", "rec", "dual")`` (the ablation modes).
+    freeze_scope
+        ``tower``: the imputing tower gets no gradient, the encoder learns through the
+        imputed label of ``loss_rec``; ``imputation``: the imputed label is a constant.
+        ``loss_dual`` takes imputed labels as constants under both.
+    dual_imputed
+        ``expectation`` or ``argmax`` over an imputed class label in ``loss_dual``.
+    """
+
+    alpha: tuple[float, float] = (1.0, 1.0)
+    beta: tuple[float, float] = (1.0, 1.0)
+    gamma: float = 0.1
+    terms: tuple[str, ...] = ("sup", "rec", "dual")
+    freeze_scope: str = "tower"
+    dual_imputed: str = "expectation"
 
 
 def frozen_call(tower: Tower, h: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
@@ -63,8 +82,8 @@ def forward_dual(
     """
     m = ~torch.isnan(y)
     parts = {"D12": m[:, 0] & m[:, 1], "D1": m[:, 0] & ~m[:, 1], "D2": ~m[:, 0] & m[:, 1]}
-    specs = [towers[k].out_spec for k in range(2)]
-    known = [target_state(specs[k], y[:, k]) for k in range(2)]
+    kinds = [towers[k].out_kind for k in range(2)]
+    known = known_states(towers, y)
     states = []
     for k in range(2):  # towers[k] predicts label k: it imputes label k where only 1-k is known
         s_k = known[k]
@@ -72,9 +91,9 @@ def forward_dual(
         if needs.any():
             if freeze_scope == "imputation":
                 with torch.no_grad():
-                    imputed = to_state(specs[k], towers[k](h.detach(), known[1 - k]))
+                    imputed = kinds[k].to_state(towers[k](h.detach(), known[1 - k]))
             else:
-                imputed = to_state(specs[k], frozen_call(towers[k], h, known[1 - k]))
+                imputed = kinds[k].to_state(frozen_call(towers[k], h, known[1 - k]))
             s_k = torch.where(needs.unsqueeze(-1), imputed, s_k)
         states.append(s_k)
     raw = [towers[k](h, states[1 - k]) for k in range(2)]
@@ -91,7 +110,7 @@ def loss_sup(db: DualBatch, y: torch.Tensor, towers, alpha: tuple[float, float])
     """``α1 · mean_D12 ℓ1(g(x, y2), y1) + α2 · mean_D12 ℓ2(f(x, y1), y2)``."""
     yf = torch.nan_to_num(y)
     return sum(
-        alpha[k] * _masked_mean(nll(towers[k].out_spec, db.raw[k], yf[:, k]), db.parts["D12"])
+        alpha[k] * _masked_mean(towers[k].out_kind.loss(db.raw[k], yf[:, k]), db.parts["D12"])
         for k in range(2)
     )  # type: ignore[return-value]
 
@@ -102,40 +121,9 @@ def loss_rec(db: DualBatch, y: torch.Tensor, towers, beta: tuple[float, float]) 
     yf = torch.nan_to_num(y)
     own = ("D1", "D2")
     return sum(
-        beta[k] * _masked_mean(nll(towers[k].out_spec, db.raw[k], yf[:, k]), db.parts[own[k]])
+        beta[k] * _masked_mean(towers[k].out_kind.loss(db.raw[k], yf[:, k]), db.parts[own[k]])
         for k in range(2)
     )  # type: ignore[return-value]
-
-
-def _support(spec, y_k, present, state, mode):
-    """Values of label ``k`` to average the duality gap over, with per-sample weights.
-
-    Class label: every class ``c`` with weight 1 for a known label's class, or the imputed
-    probability (``expectation``) / 1 for the most probable class (``argmax``).
-    Value label: one point, the known or imputed standardised value, weight 1.
-    Returns a list of ``(value b, state b x s, weight b)``.
-    """
-    if not spec.is_class:
-        value = torch.where(present, torch.nan_to_num(y_k), state[:, 0])
-        return [(value, value.unsqueeze(-1), torch.ones_like(value))]
-    C = spec.n_classes
-    probs = torch.cat([1 - state, state], -1) if spec.kind == "binary" else state
-    if mode == "argmax":
-        probs = torch.nn.functional.one_hot(probs.argmax(-1), C).to(probs.dtype)
-    onehot_true = torch.nn.functional.one_hot(torch.nan_to_num(y_k).long(), C).to(probs.dtype)
-    weights = torch.where(present.unsqueeze(-1), onehot_true, probs)
-    out = []
-    for c in range(C):
-        value = torch.full_like(y_k, float(c))
-        s = target_state(spec, value)
-        out.append((value, s, weights[:, c]))
-    return out
-
-
-def _log_prob(spec, raw: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    if spec.is_class:
-        return log_prob_all(spec, raw).gather(1, value.long().unsqueeze(-1)).squeeze(-1)
-    return gaussian_log_prob(raw, value)
 
 
 def loss_dual(
@@ -154,51 +142,52 @@ def loss_dual(
     if not rows.any():
         return h.new_zeros(())
     m = ~torch.isnan(y)
-    specs = [towers[k].out_spec for k in range(2)]
-    sup = [_support(specs[k], y[:, k], m[:, k], db.states[k], mode) for k in range(2)]
+    kinds = [towers[k].out_kind for k in range(2)]
+    # the imputed label is the measure the gap is averaged over, not something this loss may
+    # move: with a gradient through its weights (or an imputed value) the cheapest way to
+    # shrink the gap is to make the imputation confident where the gap is small. So the
+    # imputed states enter as constants here under either freeze scope; the encoder learns
+    # through the imputation only in loss_rec (freeze_scope "tower", SPEC §3).
+    sup = [kinds[k].support(y[:, k], m[:, k], db.states[k].detach(), mode) for k in range(2)]
     # tower2 conditioned on each value of y1, tower1 on each value of y2
     raw2 = [towers[1](h, s1) for (_, s1, _) in sup[0]]
     raw1 = [towers[0](h, s2) for (_, s2, _) in sup[1]]
     total = h.new_zeros(h.shape[0])
     for i, (v1, _, w1) in enumerate(sup[0]):
-        lp_hat1 = _log_prob(specs[0], marginal_raw[0], v1)
+        lp_hat1 = kinds[0].log_prob(marginal_raw[0], v1)
         for j, (v2, _, w2) in enumerate(sup[1]):
             gap = (
                 lp_hat1
-                + _log_prob(specs[1], raw2[i], v2)
-                - _log_prob(specs[1], marginal_raw[1], v2)
-                - _log_prob(specs[0], raw1[j], v1)
+                + kinds[1].log_prob(raw2[i], v2)
+                - kinds[1].log_prob(marginal_raw[1], v2)
+                - kinds[0].log_prob(raw1[j], v1)
             )
             total = total + w1 * w2 * gap**2
     return gamma * total[rows].mean()
 
 
-def dual_available(towers, marginal_raw_sizes: list[int]) -> bool:
-    """``loss_dual`` needs a probability for both labels from towers and marginal heads."""
-    for k in range(2):
-        spec = towers[k].out_spec
-        if not (
-            has_log_prob(spec, towers[k].raw_size) and has_log_prob(spec, marginal_raw_sizes[k])
-        ):
-            return False
-    return True
+def dual_available(towers) -> bool:
+    """``loss_dual`` needs a probability for both labels (the marginal model's heads are of
+    the same kinds as the towers')."""
+    return all(t.out_kind.has_log_prob for t in towers)
 
 
 def dll_losses(
     h: torch.Tensor,
     y: torch.Tensor,
     towers,
-    cfg: TrainConfig,
+    weights: LossWeights,
     marginal_raw: list[torch.Tensor] | None,
 ) -> dict[str, torch.Tensor]:
     """One mini-batch of Algorithm 1: impute, then the enabled loss terms and their sum."""
-    db = forward_dual(h, y, towers, cfg.freeze_scope)
+    w = weights
+    db = forward_dual(h, y, towers, w.freeze_scope)
     out: dict[str, torch.Tensor] = {}
-    if "sup" in cfg.losses:
-        out["loss_sup"] = loss_sup(db, y, towers, (cfg.alpha1, cfg.alpha2))
-    if "rec" in cfg.losses:
-        out["loss_rec"] = loss_rec(db, y, towers, (cfg.beta1, cfg.beta2))
-    if "dual" in cfg.losses and marginal_raw is not None:
-        out["loss_dual"] = loss_dual(h, y, db, towers, marginal_raw, cfg.gamma, cfg.dual_imputed)
+    if "sup" in w.terms:
+        out["loss_sup"] = loss_sup(db, y, towers, w.alpha)
+    if "rec" in w.terms:
+        out["loss_rec"] = loss_rec(db, y, towers, w.beta)
+    if "dual" in w.terms and marginal_raw is not None:
+        out["loss_dual"] = loss_dual(h, y, db, towers, marginal_raw, w.gamma, w.dual_imputed)
     out["loss"] = sum(out.values()) if out else h.new_zeros(())  # type: ignore[assignment]
     return out

@@ -8,37 +8,39 @@ import torch
 from torch import nn
 
 from molddl.config import ModelConfig
-from molddl.data.labels import LabelSpec
+from molddl.data.labels import LabelSpec, label_kind
+from molddl.data.preprocess import InputInfo
 from molddl.nn.encoders import GNNEncoder, MLPEncoder
-from molddl.nn.heads import raw_dim
 from molddl.nn.label_embedding import LabelEmbedding
 from molddl.nn.towers import Tower, mlp
 
 
-def build_encoder(cfg: ModelConfig, input_info: dict) -> nn.Module:
+def build_encoder(cfg: ModelConfig, input_info: InputInfo) -> nn.Module:
     """An encoder for the inputs described by ``input_info`` (see ``Preprocessor``)."""
-    if input_info["kind"] == "graph":
+    if input_info.is_graph:
         if cfg.encoder == "mlp":
             raise ValueError("model.encoder 'mlp' needs feature vectors; molecules need a GNN")
         return GNNEncoder(
-            input_info["node_cardinalities"],
-            input_info["edge_cardinalities"],
-            input_info["node_dim"],
-            input_info["edge_dim"],
+            list(input_info.node_cardinalities),
+            list(input_info.edge_cardinalities),
+            input_info.node_dim,
+            input_info.edge_dim,
             conv=cfg.encoder,
             hidden=cfg.hidden,
             layers=cfg.layers,
             dropout=cfg.dropout,
             pooling=cfg.pooling,
         )
-    return MLPEncoder(input_info["dim"], hidden=cfg.hidden, layers=cfg.layers, dropout=cfg.dropout)
+    return MLPEncoder(input_info.dim, hidden=cfg.hidden, layers=cfg.layers, dropout=cfg.dropout)
 
 
 class DualTowerNet(nn.Module):
     """``h = E(x)``; ``tower1``: ``[h, L2(y2)] → ŷ1`` (dual g); ``tower2``: ``[h, L1(y1)] → ŷ2``
     (primal f). Towers are held in order of the label they predict."""
 
-    def __init__(self, cfg: ModelConfig, labels: Sequence[LabelSpec], input_info: dict) -> None:
+    def __init__(
+        self, cfg: ModelConfig, labels: Sequence[LabelSpec], input_info: InputInfo
+    ) -> None:
         super().__init__()
         if len(labels) != 2:
             raise ValueError(f"the dual-tower model takes two labels, got {len(labels)}")
@@ -83,7 +85,7 @@ class ConditionalNet(nn.Module):
         self,
         cfg: ModelConfig,
         labels: Sequence[LabelSpec],
-        input_info: dict,
+        input_info: InputInfo,
         inputs: Sequence[int] = (),
         outputs: Sequence[int] | None = None,
     ) -> None:
@@ -92,12 +94,12 @@ class ConditionalNet(nn.Module):
         self.inputs = tuple(inputs)
         self.outputs = tuple(range(len(labels)) if outputs is None else outputs)
         self.encoder = build_encoder(cfg, input_info)
+        #: the kind of every label's head (``kinds[k]`` for label ``k``)
+        self.kinds = tuple(label_kind(s, cfg.gaussian) for s in self.labels)
         self.embeds = nn.ModuleList(LabelEmbedding(labels[j], cfg.label_dim) for j in self.inputs)
         d = self.encoder.out_dim + cfg.label_dim * len(self.inputs)
         self.heads = nn.ModuleList(
-            mlp(
-                d, cfg.tower_hidden, raw_dim(labels[k], cfg.gaussian), cfg.tower_layers, cfg.dropout
-            )
+            mlp(d, cfg.tower_hidden, self.kinds[k].raw_size, cfg.tower_layers, cfg.dropout)
             for k in self.outputs
         )
 
@@ -116,5 +118,7 @@ class MarginalNet(ConditionalNet):
     """The masked multi-task model ``M(x) → P(y1|x), P(y2|x)`` (SPEC §2): an encoder and one
     head per label, no label input."""
 
-    def __init__(self, cfg: ModelConfig, labels: Sequence[LabelSpec], input_info: dict) -> None:
+    def __init__(
+        self, cfg: ModelConfig, labels: Sequence[LabelSpec], input_info: InputInfo
+    ) -> None:
         super().__init__(cfg, labels, input_info)

@@ -13,19 +13,25 @@ import warnings
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
-from molddl.config import TrainConfig
+from molddl.config import Config, TrainConfig
+from molddl.data.preprocess import Prepared, Preprocessor
 from molddl.evaluation.metrics import compute, get_metric
-from molddl.models.losses import dll_losses
+from molddl.models.losses import LossWeights, dll_losses, dual_available
 from molddl.models.nets import ConditionalNet, DualTowerNet, MarginalNet
-from molddl.models.preprocess import Prepared, Preprocessor
-from molddl.nn.heads import nll, target_state, to_state
+from molddl.nn.towers import single_reveal
 
 logger = logging.getLogger(__name__)
 
 
-def loader(data: Prepared, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+def loader(
+    data: Prepared,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    sampler: DistributedSampler | None = None,
+) -> DataLoader:
     """Batches of ``(inputs, y)`` built straight from the flat tensors."""
     gen = torch.Generator().manual_seed(seed) if shuffle else None
     return DataLoader(
@@ -33,8 +39,37 @@ def loader(data: Prepared, batch_size: int, shuffle: bool, seed: int = 0) -> Dat
         batch_size=batch_size,
         shuffle=shuffle,
         generator=gen,
+        sampler=sampler,
         collate_fn=data.batch,
     )
+
+
+class ValidationShards(DistributedSampler):
+    """The validation rows split over the DDP ranks, each row on exactly one rank.
+
+    Lightning's default sampler pads the shards to equal sizes with repeated rows, and a
+    repeated row would count twice in ``val_<metric>``, which is computed on the rows
+    gathered from every rank. The rank is read when the sampler is iterated: under
+    ``ddp_spawn`` the loader is built before the ranks exist. Being a
+    :class:`DistributedSampler`, Lightning keeps it instead of injecting its own."""
+
+    def __init__(self, n: int) -> None:  # no super().__init__(): it needs the process group
+        self.n = n
+
+    def _rows(self) -> range:
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            return range(dist.get_rank(), self.n, dist.get_world_size())
+        return range(self.n)
+
+    def __iter__(self):
+        return iter(self._rows())
+
+    def __len__(self) -> int:
+        return len(self._rows())
+
+    def set_epoch(self, epoch: int) -> None:
+        pass
 
 
 class _Module(L.LightningModule):
@@ -71,34 +106,47 @@ class _Module(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         """``val_<metric>``: the metric averaged over labels, on single-reveal predictions
-        (dual model) or marginal predictions (marginal model), in the labels' own units."""
-        if (
-            not self._val
-            or not self.cfg.monitor.startswith("val_")
-            or self.cfg.monitor == "val_loss"
-        ):
+        (dual model) or marginal predictions (marginal model), in the labels' own units.
+
+        Under DDP every rank holds a shard of the validation part; the metric is computed on
+        the predictions gathered from all ranks, not averaged over per-rank values (a mean of
+        per-shard ROC-AUCs is not the ROC-AUC)."""
+        if not self.cfg.monitor.startswith("val_") or self.cfg.monitor == "val_loss":
             return
         name = self.cfg.monitor[4:]
-        y = torch.cat([b[0] for b in self._val]).numpy()
+        K = len(self.pre.labels)
+        has = [bool(self._val) and self._val[0][1][k] is not None for k in range(K)]
+        if self._val:
+            y = torch.cat([b[0] for b in self._val])
+            preds = [torch.cat([b[1][k] for b in self._val]) if has[k] else None for k in range(K)]
+        else:  # this rank saw no row with both labels
+            y, preds = torch.empty(0, K), [None] * K
+        if self.trainer.world_size > 1:
+            y = _gather_rows(self, y)
+            preds = [None if p is None else _gather_rows(self, p) for p in preds]
         values = []
         for k, spec in enumerate(self.pre.labels):
-            if self._val[0][1][k] is None:
+            p = preds[k]
+            if p is None or len(p) == 0 or name not in spec.behaviour.metrics:
                 continue
-            pred = torch.cat([b[1][k] for b in self._val]).numpy()
-            truth = y[:, k]
-            if spec.kind == "binary":
-                pred = pred[:, 0]
-            elif spec.kind == "regression":
-                truth, pred = (
-                    self.pre.value_from_model(k, truth),
-                    self.pre.value_from_model(k, pred[:, 0]),
-                )
-            if spec.kind in get_metric(name).kinds:
-                values.append(compute(name, truth, pred, kind=spec.kind))
+            truth = self.pre.truth_to_user(k, y[:, k].numpy())
+            values.append(compute(name, truth, self.pre.to_user(k, p.numpy()), kind=spec.kind))
         score = (
             float(np.nanmean(values)) if values and not np.all(np.isnan(values)) else float("nan")
         )
-        self.log(self.cfg.monitor, score, prog_bar=True, sync_dist=True)
+        # every rank computed the same value from the same gathered rows
+        self.log(self.cfg.monitor, score, prog_bar=True, sync_dist=False, rank_zero_only=False)
+
+
+def _gather_rows(module: L.LightningModule, t: torch.Tensor) -> torch.Tensor:
+    """The rows of ``t`` from every rank, concatenated in rank order (ranks may hold
+    different numbers of rows)."""
+    n = torch.tensor([t.shape[0]], device=module.device)
+    sizes = module.all_gather(n).reshape(-1).tolist()
+    pad = torch.zeros((max(sizes), *t.shape[1:]), dtype=t.dtype, device=module.device)
+    pad[: t.shape[0]] = t.to(module.device)
+    everything = module.all_gather(pad)  # world x max x ...
+    return torch.cat([everything[r, : sizes[r]] for r in range(len(sizes))]).cpu()
 
 
 class ConditionalModule(_Module):
@@ -117,13 +165,13 @@ class ConditionalModule(_Module):
         cond = ()
         if self.net.inputs:
             c = batch[2]
-            cond = [target_state(self.net.labels[j], c[:, j]) for j in self.net.inputs]
+            cond = [self.net.kinds[j].target_state(c[:, j]) for j in self.net.inputs]
         raw = self.net(x, cond)
         m = ~torch.isnan(y)
         yf = torch.nan_to_num(y)
         terms = {}
         for r, k in zip(raw, self.net.outputs, strict=True):
-            per = nll(self.net.labels[k], r, yf[:, k])
+            per = self.net.kinds[k].loss(r, yf[:, k])
             terms[f"loss_y{k + 1}"] = per[m[:, k]].mean() if m[:, k].any() else per.sum() * 0
         terms["loss"] = sum(terms.values())
         return terms, raw, y
@@ -138,7 +186,7 @@ class ConditionalModule(_Module):
         self._log_terms("val", terms, len(y))
         states = [None] * len(self.net.labels)
         for r, k in zip(raw, self.net.outputs, strict=True):
-            states[k] = to_state(self.net.labels[k], r).cpu()
+            states[k] = self.net.kinds[k].to_state(r).cpu()
         self._val.append((y.cpu(), states))
 
 
@@ -155,6 +203,7 @@ class DLLModule(_Module):
         super().__init__(cfg, pre)
         self.net = net
         self.marginal = marginal
+        self.weights = loss_weights(cfg)
         if marginal is not None:
             marginal.requires_grad_(False)
 
@@ -172,7 +221,7 @@ class DLLModule(_Module):
             with torch.no_grad():
                 mraw = self.marginal(x)
         h = self.net.encoder(x)
-        return dll_losses(h, y, self.net.towers, self.cfg, mraw), h, y
+        return dll_losses(h, y, self.net.towers, self.weights, mraw), h, y
 
     def training_step(self, batch, batch_idx):
         terms, _, y = self._terms(batch)
@@ -192,10 +241,20 @@ class DLLModule(_Module):
         if both.any():
             yb, hb = y[both], h[both]
 
-            towers = self.net.towers
-            known = [target_state(towers[k].out_spec, yb[:, k]) for k in range(2)]
-            states = [to_state(towers[k].out_spec, towers[k](hb, known[1 - k])) for k in range(2)]
+            states = single_reveal(self.net.towers, hb, yb)
             self._val.append((yb.cpu(), [s.cpu() for s in states]))
+
+
+def loss_weights(cfg: TrainConfig) -> LossWeights:
+    """The loss terms and weights a training config asks for."""
+    return LossWeights(
+        alpha=(cfg.alpha1, cfg.alpha2),
+        beta=(cfg.beta1, cfg.beta2),
+        gamma=cfg.gamma,
+        terms=tuple(cfg.losses),
+        freeze_scope=cfg.freeze_scope,
+        dual_imputed=cfg.dual_imputed,
+    )
 
 
 class _BestWeights(L.Callback):
@@ -288,9 +347,54 @@ def fit_module(
         warnings.filterwarnings("ignore", message=".*deterministic.*")
         warnings.filterwarnings("ignore", message=".*`training_step` returned `None`.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        shards = ValidationShards(len(val)) if cfg.devices * cfg.num_nodes > 1 else None
         trainer.fit(
             module,
             loader(train, cfg.batch_size, shuffle=True, seed=seed),
-            loader(val, 4 * cfg.batch_size, shuffle=False),
+            loader(val, 4 * cfg.batch_size, shuffle=False, sampler=shards),
         )
     return {"best_epoch": best.epoch, "best_score": best.best, "epochs": trainer.current_epoch}
+
+
+def train_dll(
+    cfg: Config,
+    pre: Preprocessor,
+    tr: Prepared,
+    va: Prepared,
+    *,
+    marginal: MarginalNet | None = None,
+    callbacks: list[L.Callback] | None = None,
+) -> tuple[MarginalNet, DualTowerNet, dict]:
+    """Algorithm 1 end to end: the marginal model (unless a trained one is given), then the
+    dual model, its encoder warm-started from the marginal one's (``train.warm_start``).
+
+    Returns the marginal model, the dual model and each stage's training summary."""
+    from molddl.inference.predict import resolve_device
+
+    device = "gpu" if resolve_device(cfg.device).type == "cuda" else "cpu"
+    history: dict = {}
+    if marginal is not None:  # a trained marginal model, shared between runs
+        marginal = copy.deepcopy(marginal)
+    else:
+        marginal = MarginalNet(cfg.model, pre.labels, pre.input_info)
+        history["marginal"] = fit_module(
+            MarginalModule(marginal, cfg.train, pre), tr, va, cfg.train, seed=cfg.seed,
+            max_epochs=cfg.train.marginal_epochs or cfg.train.max_epochs,
+            accelerator=device, log_name="marginal",
+        )  # fmt: skip
+    L.seed_everything(cfg.seed + 1, workers=True, verbose=False)
+    net = DualTowerNet(cfg.model, pre.labels, pre.input_info)
+    if cfg.train.warm_start:
+        net.encoder.load_state_dict(marginal.encoder.state_dict())
+    use_dual = "dual" in cfg.train.losses and cfg.train.gamma > 0
+    if use_dual and not dual_available(net.towers):
+        logger.info(
+            "loss_dual skipped: a regression label needs model.gaussian=true to have a probability"
+        )
+        use_dual = False
+    module = DLLModule(net, marginal if use_dual else None, cfg.train, pre)
+    history["dll"] = fit_module(
+        module, tr, va, cfg.train, seed=cfg.seed + 1, max_epochs=cfg.train.max_epochs,
+        accelerator=device, log_name="dll", callbacks=callbacks,
+    )  # fmt: skip
+    return marginal, net, history

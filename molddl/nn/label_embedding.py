@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from molddl.data.labels import LabelSpec
+from molddl.data.labels import LabelSpec, label_kind
 
 
 class LabelEmbedding(nn.Module):
@@ -13,38 +13,34 @@ class LabelEmbedding(nn.Module):
 
     For a class label :math:`L(y) = \sum_c p_c e_c` over a learned table :math:`e_c`, with
     :math:`p` one-hot for a hard label and a probability vector for a soft one; for a
-    regression label :math:`L(y) = W z(y) + b`.
+    regression label :math:`L(y) = W z(y) + b`. The label's kind
+    (:mod:`molddl.data.labels`) owns the parameters and the map.
 
     Shapes:
-        input ``b x state_dim`` → output ``b x dim``
+        input ``b x state_size`` → output ``b x dim``
     """
 
     def __init__(self, spec: LabelSpec, dim: int) -> None:
         super().__init__()
         self.spec = spec
+        self.kind = label_kind(spec)
         self.dim = dim
-        if spec.is_class:
-            self.table = nn.Parameter(torch.empty(spec.n_classes, dim))
-        else:
-            self.linear = nn.Linear(1, dim)
+        self.kind.build_embedding(self, dim)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        if self.spec.is_class:
-            nn.init.normal_(self.table, std=1.0)
-        else:
-            self.linear.reset_parameters()
+        self.kind.reset_embedding(self)
 
     def weights(self, state: torch.Tensor) -> torch.Tensor:
-        """Class probabilities ``p`` of shape ``b x C`` from a state."""
-        if self.spec.kind == "binary":
-            return torch.cat([1 - state, state], dim=-1)
-        return state
+        """Class probabilities ``p`` of shape ``b x C`` from a state (class labels)."""
+        return self.kind.class_probs(state)
+
+    def projection(self, W_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(M, c)`` with ``W_y L(s) = s M + c`` (see :meth:`Tower.label_projection`)."""
+        return self.kind.projection(self, W_y)
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
-        if self.spec.is_class:
-            return self.weights(state) @ self.table
-        return self.linear(state)
+        return self.kind.embed(self, state)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec.name}, {self.spec.kind}, dim={self.dim})"

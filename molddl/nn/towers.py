@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from molddl.data.labels import LabelSpec
-from molddl.nn.heads import raw_dim
+from molddl.data.labels import LabelSpec, label_kind
 from molddl.nn.label_embedding import LabelEmbedding
 
 
@@ -31,7 +30,7 @@ class Tower(nn.Module):
     freezes that embedding too.
 
     Shapes:
-        ``h``: ``b x d_h``, ``state``: ``b x state_dim(in_spec)`` → ``b x raw_dim(out_spec)``
+        ``h``: ``b x d_h``, ``state``: ``b x state_size`` of ``in_spec`` → ``b x raw_size``
     """
 
     def __init__(
@@ -48,7 +47,8 @@ class Tower(nn.Module):
     ) -> None:
         super().__init__()
         self.in_spec, self.out_spec = in_spec, out_spec
-        self.raw_size = raw_dim(out_spec, gaussian)
+        self.out_kind = label_kind(out_spec, gaussian)
+        self.raw_size = self.out_kind.raw_size
         self.embed = LabelEmbedding(in_spec, label_dim)
         self.lin_h = nn.Linear(d_h, hidden)
         self.lin_y = nn.Linear(label_dim, hidden, bias=False)
@@ -73,14 +73,7 @@ class Tower(nn.Module):
         matrix (a single row for binary and value labels). Alternate inference adds ``c`` to
         ``W_h h`` once and then costs one small product per iteration (:meth:`step`).
         """
-        W_y = self.lin_y.weight  # hidden x label_dim
-        if self.in_spec.kind == "binary":
-            rows = self.embed.table @ W_y.T  # 2 x hidden: classes 0 and 1
-            return (rows[1] - rows[0]).unsqueeze(0), rows[0]
-        if self.in_spec.kind == "multiclass":
-            return self.embed.table @ W_y.T, torch.zeros_like(W_y[:, 0])
-        lin = self.embed.linear
-        return (W_y @ lin.weight).T, W_y @ lin.bias
+        return self.embed.projection(self.lin_y.weight)  # W_y: hidden x label_dim
 
     def step(self, base: torch.Tensor, M: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         """The raw output from ``base = W_h h + c`` and ``(M, c)`` of :meth:`label_projection`;
@@ -97,3 +90,16 @@ class Tower(nn.Module):
 
     def __repr__(self) -> str:
         return f"Tower({self.in_spec.name} → {self.out_spec.name})"
+
+
+def known_states(towers, y: torch.Tensor) -> list[torch.Tensor]:
+    """The states of the labels ``y`` (``b x 2`` in model space; NaN → the zero state), in
+    order of the label: ``towers[k]`` predicts label ``k``."""
+    return [towers[k].out_kind.target_state(y[:, k]) for k in range(len(towers))]
+
+
+def single_reveal(towers, h: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+    """Direct inference with the partner revealed: state ``k`` is ``towers[k]`` on ``h`` and
+    the known state of the other label (every row must know both)."""
+    known = known_states(towers, y)
+    return [towers[k].out_kind.to_state(towers[k](h, known[1 - k])) for k in range(2)]

@@ -152,6 +152,8 @@ def test_evaluate_options():
         ({"thresholds": [0.5]}, "one per label"),
         ({"metrics": {0: ["mae"]}}, "'mae' does not apply to binary"),
         ({"metrics": {2: ["mae"]}}, "label indices"),
+        ({"thresholds": {"Single-y2": 0.5}}, "regression label 'sol'"),
+        ({"thresholds": {"Single-y3": 0.5}}, "unknown task 'Single-y3'"),
     ],
 )
 def test_evaluate_rejects_bad_options_before_predicting(kwargs, match):
@@ -164,3 +166,18 @@ def test_evaluate_rejects_bad_options_before_predicting(kwargs, match):
 def test_evaluate_rejects_wrong_number_of_predictions():
     with pytest.raises(ValueError, match="one per label"):
         evaluate(lambda data: [np.zeros(len(data))], make_data())
+
+
+def test_evaluate_takes_a_threshold_per_task():
+    """Single and Double tasks of one label predict from different inputs, so each may have
+    its own validation-tuned threshold; a task without one gets no ``f1_tuned`` row."""
+    table = evaluate(
+        relation_predictor([]), make_data(), thresholds={"Single-y1": 0.6, "Double-y1": 0.4}
+    )
+    tuned = table[table.metric == "f1_tuned"].set_index("task")
+    assert tuned["threshold"].to_dict() == {"Single-y1": 0.6, "Double-y1": 0.4}
+    assert tuned.loc["Single-y1", "value"] == pytest.approx(1.0)
+    # Double-y1 predicts a constant 0.5: at 0.4 every sample is positive, F1 = 2/3
+    assert tuned.loc["Double-y1", "value"] == pytest.approx(2 / 3)
+    only_double = evaluate(relation_predictor([]), make_data(), thresholds={"Double-y1": 0.4})
+    assert set(only_double[only_double.metric == "f1_tuned"].task) == {"Double-y1"}

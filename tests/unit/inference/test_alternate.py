@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from molddl.config import InferenceConfig
-from molddl.data.labels import LabelSpec
+from molddl.data.labels import LabelSpec, label_kind
 from molddl.inference.alternate import alternate, direct
 from molddl.nn.towers import Tower
 
@@ -32,6 +32,7 @@ class AffineTower(_Double):
     def __init__(self) -> None:
         super().__init__()
         self.out_spec = REG
+        self.out_kind = label_kind(REG)
         self.calls: list[int] = []
 
     def from_parts(self, hh: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
@@ -45,6 +46,7 @@ class ProbTower(_Double):
     def __init__(self, fn) -> None:
         super().__init__()
         self.out_spec, self.fn = BIN, fn
+        self.out_kind = label_kind(BIN)
 
     def from_parts(self, hh: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         return torch.logit(self.fn(state).clamp(1e-6, 1 - 1e-6))
@@ -168,12 +170,15 @@ def test_direct_uses_the_precomputed_h_part():
 
 
 def test_divergence_guard_flags_only_unconverged_runaway_values():
-    from molddl.models.estimator import diverged_samples
+    from molddl.data.labels import label_kind
+    from molddl.inference.predict import diverged_samples
 
     states = [torch.tensor([[0.2], [0.9], [0.5], [0.1]]),  # binary: never flagged
               torch.tensor([[1e5], [0.3], [float("nan")], [1e5]])]  # fmt: skip
     converged = torch.tensor([False, False, False, True])
-    flagged = diverged_samples((BIN, REG), states, converged, max_abs_z=10.0)
+    flagged = diverged_samples(
+        (label_kind(BIN), label_kind(REG)), states, converged, max_abs_z=10.0
+    )
     assert flagged.tolist() == [True, False, True, False]
 
 

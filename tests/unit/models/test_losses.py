@@ -9,9 +9,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from molddl.config import ModelConfig, TrainConfig
-from molddl.data.labels import LabelSpec
-from molddl.models.losses import dll_losses, forward_dual, loss_dual, loss_sup
+from molddl.config import ModelConfig
+from molddl.data.labels import LabelSpec, label_kind
+from molddl.data.preprocess import InputInfo
+from molddl.models.losses import (
+    DualBatch,
+    LossWeights,
+    dll_losses,
+    forward_dual,
+    loss_dual,
+    loss_sup,
+)
 from molddl.models.nets import DualTowerNet
 
 NAN = float("nan")
@@ -23,7 +31,7 @@ def _net(seed: int = 0, labels=BIN, gaussian: bool = False) -> DualTowerNet:
     cfg = ModelConfig(
         encoder="mlp", hidden=16, layers=2, tower_hidden=16, dropout=0.0, gaussian=gaussian
     )
-    return DualTowerNet(cfg, labels, {"kind": "vector", "dim": 5})
+    return DualTowerNet(cfg, labels, InputInfo("vector", dim=5))
 
 
 def _x(n: int, seed: int = 1) -> torch.Tensor:
@@ -46,7 +54,7 @@ def test_rec_step_on_d1_leaves_imputing_tower_bit_identical():
     before = {"tower1": _params(net.tower1), "tower2": _params(net.tower2),
               "encoder": _params(net.encoder)}  # fmt: skip
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
-    terms = dll_losses(net.encoder(x), y, net.towers, TrainConfig(losses=["rec"]), None)
+    terms = dll_losses(net.encoder(x), y, net.towers, LossWeights(terms=("rec",)), None)
     assert set(terms) == {"loss_rec", "loss"} and terms["loss"] > 0
     terms["loss"].backward()
     opt.step()
@@ -69,7 +77,7 @@ def test_rec_step_on_d2_freezes_tower1_instead():
     y = _d1_batch(8).flip(1)  # y2 present, y1 missing
     before = _params(net.tower1)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
-    dll_losses(net.encoder(_x(8)), y, net.towers, TrainConfig(losses=["rec"]), None)[
+    dll_losses(net.encoder(_x(8)), y, net.towers, LossWeights(terms=("rec",)), None)[
         "loss"
     ].backward()
     opt.step()
@@ -82,7 +90,7 @@ def _encoder_grads(scope: str) -> tuple[list[torch.Tensor], torch.Tensor]:
     y = _d1_batch(8)
     h = net.encoder(_x(8))
     db = forward_dual(h, y, net.towers, scope)
-    dll_losses(h, y, net.towers, TrainConfig(losses=["rec"], freeze_scope=scope), None)[
+    dll_losses(h, y, net.towers, LossWeights(terms=("rec",), freeze_scope=scope), None)[
         "loss"
     ].backward()
     return [p.grad.clone() for p in net.encoder.parameters()], db.states[1]
@@ -99,7 +107,7 @@ def test_freeze_scope_tower_lets_encoder_learn_through_imputation():
 def test_imputation_scope_still_freezes_tower2():
     net = _net()
     h = net.encoder(_x(8))
-    cfg = TrainConfig(losses=["rec"], freeze_scope="imputation")
+    cfg = LossWeights(terms=("rec",), freeze_scope="imputation")
     dll_losses(h, _d1_batch(8), net.towers, cfg, None)["loss"].backward()
     assert all(p.grad is None for p in net.tower2.parameters())
 
@@ -151,7 +159,7 @@ def test_d0_only_batch_adds_nothing():
     h = net.encoder(_x(3))
     y = torch.full((3, 2), NAN)
     mraw = [torch.zeros(3, 1), torch.zeros(3, 1)]
-    terms = dll_losses(h, y, net.towers, TrainConfig(), mraw)
+    terms = dll_losses(h, y, net.towers, LossWeights(), mraw)
     assert set(terms) == {"loss_sup", "loss_rec", "loss_dual", "loss"}
     assert all(v.item() == 0.0 for v in terms.values())
 
@@ -161,8 +169,8 @@ def test_d0_rows_do_not_change_the_loss():
     x = _x(6)
     y = torch.tensor([[1.0, 0.0], [0.0, NAN], [NAN, 1.0], [NAN, NAN], [NAN, NAN], [NAN, NAN]])
     mraw = [torch.randn(6, 1), torch.randn(6, 1)]
-    full = dll_losses(net.encoder(x), y, net.towers, TrainConfig(), mraw)
-    part = dll_losses(net.encoder(x[:3]), y[:3], net.towers, TrainConfig(), [m[:3] for m in mraw])
+    full = dll_losses(net.encoder(x), y, net.towers, LossWeights(), mraw)
+    part = dll_losses(net.encoder(x[:3]), y[:3], net.towers, LossWeights(), [m[:3] for m in mraw])
     for k in full:
         torch.testing.assert_close(full[k], part[k])
 
@@ -179,7 +187,7 @@ def test_ablation_modes_compute_exactly_the_listed_terms(losses, keys):
     net = _net()
     y = torch.tensor([[1.0, 0.0], [0.0, NAN], [NAN, 1.0], [1.0, 1.0]])
     mraw = [torch.randn(4, 1), torch.randn(4, 1)]
-    terms = dll_losses(net.encoder(_x(4)), y, net.towers, TrainConfig(losses=losses), mraw)
+    terms = dll_losses(net.encoder(_x(4)), y, net.towers, LossWeights(terms=tuple(losses)), mraw)
     assert set(terms) == keys | {"loss"}
     torch.testing.assert_close(terms["loss"], sum(terms[k] for k in keys))
     assert all(terms[k].item() > 0 for k in keys)
@@ -188,7 +196,7 @@ def test_ablation_modes_compute_exactly_the_listed_terms(losses, keys):
 def test_dual_term_needs_marginal_outputs():
     net = _net()
     y = torch.tensor([[1.0, 0.0], [0.0, NAN]])
-    terms = dll_losses(net.encoder(_x(2)), y, net.towers, TrainConfig(), None)
+    terms = dll_losses(net.encoder(_x(2)), y, net.towers, LossWeights(), None)
     assert "loss_dual" not in terms
 
 
@@ -198,7 +206,7 @@ class LogitTower(nn.Module):
 
     def __init__(self, spec: LabelSpec, a: float, b: float) -> None:
         super().__init__()
-        self.out_spec, self.raw_size = spec, 1
+        self.out_kind, self.raw_size = label_kind(spec, False), 1
         self.a = nn.Parameter(torch.tensor(a))
         self.b = nn.Parameter(torch.tensor(b))
 
@@ -303,7 +311,7 @@ def test_loss_dual_gaussian_regression_runs_and_is_positive():
     net = _net(labels=labels, gaussian=True)
     y = torch.tensor([[1.0, 0.3], [0.0, NAN], [NAN, -1.0]])
     mraw = [torch.randn(3, 1), torch.randn(3, 2)]
-    terms = dll_losses(net.encoder(_x(3)), y, net.towers, TrainConfig(), mraw)
+    terms = dll_losses(net.encoder(_x(3)), y, net.towers, LossWeights(), mraw)
     assert terms["loss_dual"].item() > 0
     terms["loss"].backward()
 
@@ -319,9 +327,47 @@ def test_regression_without_gaussian_skips_dual_and_trains(caplog):
         "train": {"max_epochs": 2},
         "device": "cpu",
     }
-    with caplog.at_level(logging.INFO, logger="molddl.models.estimator"):
+    with caplog.at_level(logging.INFO, logger="molddl.models.training"):
         model = DualLabelModel(cfg).fit(data.subset(range(250)), data.subset(range(250, 300)))
     assert any("loss_dual skipped" in r.getMessage() for r in caplog.records)
     assert model.history_["dll"]["epochs"] >= 1
     out = model.predict(data.subset(range(250, 300)))
     assert out["y2"].notna().all() and out["y1"].notna().all()
+
+
+# ----------------------------------------------------------------------------- loss_dual gradient
+REG = LabelSpec("y1", "regression"), LabelSpec("y2", "regression")
+
+
+def _dual_grad_wrt_h(labels, gaussian: bool, detach_states: bool) -> tuple[torch.Tensor, bool]:
+    """``∂ loss_dual / ∂ h`` on a batch with D12, D1 and D2 rows (imputed by the frozen
+    towers, ``freeze_scope="tower"``, so the imputed states depend on ``h``)."""
+    net = _net(labels=labels, gaussian=gaussian)
+    y = torch.tensor([[1.0, 0.0], [0.0, NAN], [1.0, NAN], [NAN, 1.0], [NAN, 0.0], [0.0, 1.0]])
+    if labels[0].kind == "regression":
+        y = torch.tensor(
+            [[0.4, -0.2], [1.1, NAN], [-0.7, NAN], [NAN, 0.9], [NAN, -1.3], [0.2, 0.5]]
+        )
+    h = net.encoder(_x(len(y))).detach().requires_grad_()
+    db = forward_dual(h, y, net.towers, "tower")
+    imputed_depends_on_h = all(s.requires_grad for s in db.states)
+    if detach_states:
+        db = DualBatch(parts=db.parts, states=[s.detach() for s in db.states], raw=db.raw)
+    gen = torch.Generator().manual_seed(5)
+    mraw = [torch.randn(len(y), t.out_kind.raw_size, generator=gen) for t in net.towers]
+    loss_dual(h, y, db, net.towers, mraw, gamma=1.0, mode="expectation").backward()
+    return h.grad, imputed_depends_on_h
+
+
+@pytest.mark.parametrize(
+    ("labels", "gaussian"), [(BIN, False), (REG, True)], ids=["binary", "gaussian"]
+)
+def test_loss_dual_takes_imputed_states_as_constants(labels, gaussian):
+    """No gradient of ``loss_dual`` flows through an imputed label (the expectation weights
+    of a class label, the imputed value of a Gaussian one): the gradient w.r.t. ``h`` is the
+    one computed with the imputed states replaced by detached copies."""
+    got, depends = _dual_grad_wrt_h(labels, gaussian, detach_states=False)
+    want, _ = _dual_grad_wrt_h(labels, gaussian, detach_states=True)
+    assert depends  # the imputation is a function of h: there is a path to cut
+    assert want.abs().sum() > 0  # the loss still trains the encoder through the towers
+    torch.testing.assert_close(got, want, rtol=0, atol=0)

@@ -6,8 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from molddl.data.labels import LabelSpec
-from molddl.nn.heads import raw_dim
+from molddl.data.labels import LabelSpec, label_kind
 from molddl.nn.towers import Tower
 
 SPECS = {
@@ -36,7 +35,7 @@ def test_split_first_layer_is_concat_linear(in_kind, out_kind):
     s = _state(in_spec, 6, gen)
 
     out = tower(h, s)
-    assert out.shape == (6, raw_dim(out_spec, gaussian=True))
+    assert out.shape == (6, label_kind(out_spec, gaussian=True).raw_size)
     torch.testing.assert_close(out, tower.from_parts(tower.encode_h(h), s), rtol=0, atol=0)
 
     # explicit [h, L(y)] @ [W_h, W_y]^T + b, then the rest of the tower

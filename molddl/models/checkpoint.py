@@ -1,0 +1,66 @@
+"""The model file: one ``torch.save`` of plain data (weights, config, preprocessing), read
+back with ``weights_only=True`` so that loading never runs code from the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from molddl._version import __version__
+from molddl.io import atomic_path
+
+MODEL_FORMAT = "molddl-model"
+#: the payload's layout; optional keys added later (``test_ids``) leave it unchanged, so
+#: files written before them stay readable
+MODEL_FORMAT_VERSION = 1
+
+
+class ModelFileError(ValueError):
+    """A model file that is missing, corrupt, or from an incompatible molddl version."""
+
+
+def write(path: str | Path, parts: dict[str, Any]) -> Path:
+    """Write ``parts`` (tensors, numbers, strings, lists and dicts of them) with the format
+    header and molddl's version, atomically."""
+    payload = {
+        "format": MODEL_FORMAT,
+        "format_version": MODEL_FORMAT_VERSION,
+        "molddl_version": __version__,
+        **parts,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def read(path: str | Path) -> dict[str, Any]:
+    """The payload of a model file, checked for molddl's format and version."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"model file {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        first = (str(err).splitlines() or [""])[0]
+        raise ModelFileError(
+            f"{path} is not a readable molddl model file ({type(err).__name__}: {first})"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise ModelFileError(f"{path} is not a molddl model file")
+    if payload.get("format_version") != MODEL_FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path} was written by molddl {payload.get('molddl_version')} in model format "
+            f"{payload.get('format_version')}; this molddl {__version__} reads format "
+            f"{MODEL_FORMAT_VERSION}. Retrain the model or use the molddl that wrote it."
+        )
+    return payload
+
+
+def load_weights(path: str | Path, module: torch.nn.Module, state: dict) -> None:
+    """``module.load_state_dict(state)``, as a :class:`ModelFileError` naming the file."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as err:
+        raise ModelFileError(f"{path}: weights do not match the stored config ({err})") from None
