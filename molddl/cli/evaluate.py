@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -16,10 +15,13 @@ from molddl.cli.options import (
     config_path_beside,
     resolve_config,
 )
+from molddl.config import Config
+from molddl.data.dataset import DualLabelDataset
 from molddl.data.loaders import dataset_from_frame, read_table
+from molddl.inference.screen import model_inputs
 from molddl.io import atomic_write, atomic_write_text
 from molddl.models.estimator import DualLabelModel
-from molddl.pipeline import load_splits
+from molddl.pipeline import load_data, load_splits
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,8 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Score a model written by 'molddl train' in the reveal tasks: on samples with both "
             "labels, one label is shown and the other predicted (Single-y1, Single-y2), or "
             "both are hidden (Double-y1, Double-y2). The samples come from --input, or else "
-            "from the test part of the config's split (--config / --set; without them the "
-            "model's own training config, which reproduces its test part)."
+            "they are the test samples 'molddl train' stored in the model file, looked up by "
+            "id in the data of the model's config (--data-dir / --set data.* may say where "
+            "those data are now; a change of seed or split does not change the samples)."
         ),
     )
     p.add_argument("--model", required=True, help="model file written by 'molddl train'")
@@ -60,35 +63,51 @@ def reveal_text(table: pd.DataFrame) -> str:
     return wide.to_string(float_format=lambda v: f"{v:.4f}") + "\n"
 
 
-def model_inputs(
-    model: DualLabelModel, columns: list[str], smiles_column: str | None, source: str
-) -> dict[str, Any]:
-    """The input columns of ``model`` in a table with ``columns``, as keyword arguments of
-    :func:`~molddl.data.loaders.dataset_from_frame`.
-
-    The SMILES column is ``smiles_column`` or the one the model was trained with, matched
-    ignoring case; a tabular model needs all its feature columns.
-    """
-    shown = ", ".join(map(str, columns[:40])) + (" …" if len(columns) > 40 else "")
-    pre = model.preprocessor_
-    if pre.featurizer is None:
-        missing = [c for c in pre.feature_names if c not in columns]
-        if missing:
+def stored_test_part(model: DualLabelModel, cfg: Config, path: str) -> DualLabelDataset:
+    """The test samples stored in the model file, in their stored order, from the data of
+    ``cfg``. A model file without them (written before molddl stored them) gets the test
+    part of the training config's split, which is refused when ``cfg`` splits otherwise."""
+    if model.test_ids_ is None:
+        trained = model.config_
+        changed = [k for k, v in _split_settings(cfg).items() if _split_settings(trained)[k] != v]
+        if changed:
             raise ValueError(
-                f"{source}: the model's feature column(s) {', '.join(map(repr, missing[:5]))} "
-                f"are missing ({len(missing)} in all); the file has: {shown}"
+                f"{path} stores no test sample ids (it was written before model files did), "
+                f"so its test part can only be rebuilt from the split it was trained with, and "
+                f"the given config changes {', '.join(changed)}; drop those settings, or pass "
+                f"the samples to score with --input"
             )
-        return {"feature_columns": list(pre.feature_names)}
-    wanted = smiles_column or model.config_.data.smiles_column or "smiles"
-    found = [c for c in columns if c == wanted] or [
-        c for c in columns if str(c).lower() == wanted.lower()
-    ]
-    if not found:
-        raise ValueError(
-            f"{source}: no SMILES column {wanted!r} (name it with --smiles-column); "
-            f"the file has: {shown}"
+        sys.stderr.write(
+            f"note: {path} stores no test sample ids (it was written before model files did); "
+            f"scoring the test part of its training config's split (seed {trained.seed}), "
+            f"which holds the samples it was tested on only if the data file is unchanged\n"
         )
-    return {"smiles_column": found[0]}
+        return load_splits(cfg.data, cfg.seed)[2]
+    data = load_data(cfg.data)
+    index = pd.Index(data.ids)
+    if not index.is_unique:
+        raise ValueError(
+            f"the data of the config ({cfg.data.dataset}) have repeated sample ids, so the "
+            f"test samples stored in {path} cannot be found by id; pass them with --input"
+        )
+    pos = index.get_indexer(model.test_ids_)
+    missing = model.test_ids_[pos < 0]
+    if len(missing):
+        raise ValueError(
+            f"the data of the config ({cfg.data.dataset}) no longer hold {len(missing)} of the "
+            f"{len(pos)} test samples stored in {path} (e.g. id {missing[0]!r}); point "
+            f"--data-dir / --set data.dataset at the data it was trained on, or pass the "
+            f"samples to score with --input"
+        )
+    return data.subset(pos)
+
+
+def _split_settings(cfg: Config) -> dict[str, object]:
+    """What decides the test part of a split: the seed and the data settings (except where
+    the data files are)."""
+    data = dataclasses.asdict(cfg.data)
+    data.pop("data_dir")
+    return {"seed": cfg.seed, **{f"data.{k}": v for k, v in data.items()}}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         cfg = resolve_config(args, model.config_.to_dict())
-        data = load_splits(cfg.data, cfg.seed)[2]
+        data = stored_test_part(model, cfg, str(args.model))
         # inference settings may change after training; the trained parts may not
         model.config = dataclasses.replace(
             model.config_, inference=cfg.inference, device=cfg.device

@@ -4,6 +4,7 @@ metric × seed)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pandas as pd
 from molddl.config import Config
 from molddl.data.dataset import DualLabelDataset
 from molddl.evaluation.metrics import choose_threshold
-from molddl.evaluation.reveal import evaluate, reveal
+from molddl.evaluation.reveal import REVEAL_MODES, evaluate, reveal
 from molddl.experiments.runner import (
     main_metric,
     mean_std_table,
@@ -22,49 +23,73 @@ from molddl.experiments.runner import (
     to_markdown,
     write_outputs,
 )
+from molddl.methods import NAMES
 from molddl.models.baselines import BASELINES
 from molddl.models.estimator import DualLabelModel
 from molddl.pipeline import load_splits
 
-#: every method, in the paper's order; DLL and MT come from one DualLabelModel
-METHODS: tuple[str, ...] = ("DLL", "MT", "ID", "COL", "SSL", "LS", "DSML")
+#: every method, in the paper's order (:mod:`molddl.methods`); DLL and MT come from one
+#: DualLabelModel
+METHODS: tuple[str, ...] = NAMES
 
 Predict = Callable[[DualLabelDataset], list[np.ndarray]]
 
 
-def tuned_thresholds(predict: Predict, val: DualLabelDataset) -> list[float | None]:
-    """Per binary label, the F1-optimal threshold on validation single-reveal predictions."""
-    out: list[float | None] = []
-    for k, spec in enumerate(val.labels):
-        if spec.kind != "binary":
-            out.append(None)
-            continue
+def tuned_thresholds(predict: Predict, val: DualLabelDataset) -> dict[str, float]:
+    """Per task of a binary label, the F1-optimal threshold on the validation part's
+    predictions in that task's own reveal mode: a Single task's on single-reveal
+    predictions, a Double task's on predictions with nothing revealed (another input, so
+    probabilities on another scale). Keyed by task name, as :func:`evaluate` takes them."""
+    out: dict[str, float] = {}
+    binary = [spec.behaviour.threshold_name is not None for spec in val.labels]
+    for mode in REVEAL_MODES:
         try:
-            task = reveal(val.y, ("single_y1", "single_y2")[k])
-        except ValueError:
-            out.append(None)
+            task = reveal(val.y, mode)
+        except ValueError:  # no validation sample with both labels
+            return out
+        scored = [k for k in task.scored if binary[k]]
+        if not scored:
             continue
-        sub = val.subset(task.rows).with_labels(task.revealed)
-        out.append(choose_threshold(task.truth[:, k], predict(sub)[k]))
+        preds = predict(val.subset(task.rows).with_labels(task.revealed))
+        for k in scored:
+            out[task.task_name(k)] = choose_threshold(task.truth[:, k], preds[k])
     return out
+
+
+def method_budget(cfg: Config) -> int:
+    """The epochs every method may train, summed over its networks: what DLL trains, its
+    marginal model (``train.marginal_epochs``, else ``max_epochs``) and then its dual model
+    (``max_epochs``), whose encoder starts from the marginal one's."""
+    return (cfg.train.marginal_epochs or cfg.train.max_epochs) + cfg.train.max_epochs
+
+
+@dataclass(slots=True)
+class Fitted:
+    """A trained method: its predict function and the epochs it ran (summed over its
+    networks)."""
+
+    predict: Predict
+    epochs: int
 
 
 def fit_methods(
     cfg: Config, methods: Sequence[str], train: DualLabelDataset, val: DualLabelDataset
-) -> dict[str, Predict]:
-    """Train every method on the same parts; return each one's predict function."""
+) -> dict[str, Fitted]:
+    """Train every method on the same parts, each within :func:`method_budget` epochs."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
-    predictors: dict[str, Predict] = {}
-    if "DLL" in methods or "MT" in methods:
-        model = DualLabelModel(cfg).fit(train, val)
-        predictors["DLL"] = lambda d: model.predict_arrays(d, "dll")
-        predictors["MT"] = lambda d: model.predict_arrays(d, "marginal")
+    budget = method_budget(cfg)
+    fitted: dict[str, Fitted] = {}
     for name in methods:
-        if name not in predictors:
-            predictors[name] = BASELINES[name](cfg).fit(train, val).predict_arrays
-    return predictors
+        if name == "DLL":
+            model = DualLabelModel(cfg).fit(train, val)
+            epochs = sum(h["epochs"] for h in model.history_.values())
+            fitted[name] = Fitted(lambda d, model=model: model.predict_arrays(d, "dll"), epochs)
+        else:
+            base = BASELINES[name](cfg, budget=budget).fit(train, val)
+            fitted[name] = Fitted(base.predict_arrays, base.epochs_trained_)
+    return fitted
 
 
 def score(predictors: dict[str, Predict], val, test) -> pd.DataFrame:
@@ -78,11 +103,15 @@ def score(predictors: dict[str, Predict], val, test) -> pd.DataFrame:
 
 
 def run_seed(cfg: Config, seed: int, methods: Sequence[str]) -> pd.DataFrame:
-    """Train every method on the split of ``seed`` and score it on the four reveal tasks."""
+    """Train every method on the split of ``seed`` and score it on the four reveal tasks;
+    the rows carry each method's epoch ``budget`` and the ``epochs`` it ran."""
     run_cfg = seeded(cfg, seed)
     train, val, test = load_splits(run_cfg.data, seed)
-    predictors = fit_methods(run_cfg, methods, train, val)
-    return tagged(score({m: predictors[m] for m in methods}, val, test), cfg, seed)
+    fitted = fit_methods(run_cfg, methods, train, val)
+    table = score({m: fitted[m].predict for m in methods}, val, test)
+    table["budget"] = method_budget(run_cfg)
+    table["epochs"] = table["method"].map({m: f.epochs for m, f in fitted.items()})
+    return tagged(table, cfg, seed)
 
 
 def compare(

@@ -10,10 +10,14 @@ COL    ``x → (y1, y2)`` on ``D12`` only
 SSL    COL, then impute ``D1 ∪ D2`` with it and retrain ``x → (y1, y2)`` on all labelled
 LS     ``x → y1``; impute missing ``y1``; ``(x, y1) → y2``
 DSML   ``x → y1``; ``(x, ŷ1) → y2``; ``(x, ŷ2) → y1`` (two rounds of label exchange)
-MT     the masked multi-task (marginal) model
+MT     the masked multi-task model ``x → (y1, y2)`` on every present label
 =====  =========================================================================
 
 LS and DSML take a revealed label as input at prediction time, exactly as DLL does.
+
+MT is the network DLL trains first as its marginal model (:class:`MarginalNet` is a
+:class:`ConditionalNet` without label inputs, trained by the same module); as a benchmark
+method it is trained here with the budget every method gets, not taken from DLL's run.
 """
 
 from __future__ import annotations
@@ -26,23 +30,11 @@ import numpy as np
 import torch
 
 from molddl.data.dataset import DualLabelDataset
-from molddl.evaluation.metrics import get_metric
+from molddl.data.preprocess import Prepared, Preprocessor
 from molddl.evaluation.reveal import REVEAL_MODES, evaluate
 from molddl.models.base import ConfiguredEstimator
 from molddl.models.nets import ConditionalNet
-from molddl.models.preprocess import Prepared, Preprocessor
 from molddl.models.training import ConditionalModule, fit_module, loader
-from molddl.nn.heads import target_state, to_state
-
-
-def state_to_value(spec, state: torch.Tensor, hard: bool) -> torch.Tensor:
-    """A label state as a model-space label value: probability (or hard class) for binary,
-    most probable class for multiclass, standardised value for regression."""
-    if spec.kind == "binary":
-        return (state[:, 0] >= 0.5).float() if hard else state[:, 0]
-    if spec.kind == "multiclass":
-        return state.argmax(-1).float()
-    return state[:, 0]
 
 
 def _both_labels(p: Prepared) -> Prepared:
@@ -50,9 +42,38 @@ def _both_labels(p: Prepared) -> Prepared:
 
 
 class Baseline(ConfiguredEstimator):
-    """Common machinery: preprocessing, stage training, stage prediction, evaluation."""
+    """Common machinery: preprocessing, stage training, stage prediction, evaluation.
+
+    Parameters
+    ----------
+    config
+        As :class:`~molddl.models.base.ConfiguredEstimator`.
+    budget
+        Epochs summed over every network the baseline trains, split evenly over its
+        :attr:`stages` (the last takes the remainder); ``None`` gives each network
+        ``train.max_epochs``. :func:`molddl.experiments.compare.method_budget` sets it to
+        what DLL trains (marginal model + dual model), so that every method gets the same.
+    """
 
     name: ClassVar[str]
+    #: networks trained one after the other
+    stages: ClassVar[int] = 1
+
+    def __init__(self, config=None, budget: int | None = None) -> None:
+        super().__init__(config)
+        self.budget = budget
+
+    def stage_budgets(self) -> list[int]:
+        """The epoch budget of each stage."""
+        if self.budget is None:
+            return [self.config_.train.max_epochs] * self.stages
+        if self.budget < self.stages:
+            raise ValueError(
+                f"{self.name} trains {self.stages} networks: a budget of {self.budget} "
+                "epochs leaves one without any"
+            )
+        share, rest = divmod(self.budget, self.stages)
+        return [share] * (self.stages - 1) + [share + rest]
 
     # -- stages
     def _train(
@@ -70,32 +91,38 @@ class Baseline(ConfiguredEstimator):
         train_cfg = cfg.train
         if not self._monitor_fits(train_cfg.monitor, outputs):
             train_cfg = replace(train_cfg, monitor="val_loss")
-        fit_module(
+        summary = fit_module(
             ConditionalModule(net, train_cfg, self.preprocessor_),
             tr,
             va,
             train_cfg,
             seed=cfg.seed + 10 * stage,
-            max_epochs=cfg.train.max_epochs,
+            max_epochs=self.stage_budgets()[stage],
             log_name=f"{self.name}-stage{stage}",
         )
+        self.epochs_[stage] = summary["epochs"]
         return net.cpu().eval()
+
+    @property
+    def epochs_trained_(self) -> int:
+        """Epochs run, summed over the networks (early stopping may end one sooner)."""
+        return sum(self.epochs_)
 
     def _monitor_fits(self, monitor: str, outputs: tuple[int, ...]) -> bool:
         """Whether a stage predicting ``outputs`` can compute the monitored metric."""
         if monitor == "val_loss":
             return True
-        kinds = get_metric(monitor[4:]).kinds
-        return any(self.preprocessor_.labels[k].kind in kinds for k in outputs)
+        name = monitor[4:]
+        return any(name in self.preprocessor_.kinds[k].metrics for k in outputs)
 
     @torch.inference_mode()
     def _predict(self, net: ConditionalNet, prep: Prepared) -> dict[int, torch.Tensor]:
         """States of ``net``'s output labels; label inputs come from ``prep.cond``."""
         out: dict[int, list[torch.Tensor]] = {k: [] for k in net.outputs}
         for batch in loader(prep, self.config_.inference.encoder_batch_size("cpu"), shuffle=False):
-            cond = [target_state(net.labels[j], batch[2][:, j]) for j in net.inputs]
+            cond = [net.kinds[j].target_state(batch[2][:, j]) for j in net.inputs]
             for r, k in zip(net(batch[0], cond), net.outputs, strict=True):
-                out[k].append(to_state(net.labels[k], r))
+                out[k].append(net.kinds[k].to_state(r))
         return {k: torch.cat(v) for k, v in out.items()}
 
     def _with_cond(self, prep: Prepared, values: dict[int, torch.Tensor]) -> Prepared:
@@ -106,13 +133,14 @@ class Baseline(ConfiguredEstimator):
 
     def _filled(self, prep: Prepared, k: int, state: torch.Tensor, hard: bool) -> torch.Tensor:
         """Label ``k`` where present, else the prediction ``state``, in model space."""
-        guess = state_to_value(self.preprocessor_.labels[k], state, hard)
+        guess = self.preprocessor_.kinds[k].to_model_value(state, hard)
         return torch.where(torch.isnan(prep.y[:, k]), guess, prep.y[:, k])
 
     # -- public API
     def fit(self, train: DualLabelDataset, val: DualLabelDataset) -> Baseline:
         cfg = self.config_
         self.preprocessor_ = Preprocessor.fit(train, cfg.data.featurizer, cfg.data.strict_smiles)
+        self.epochs_ = [0] * self.stages
         self._fit(self.preprocessor_.transform(train), self.preprocessor_.transform(val))
         return self
 
@@ -137,6 +165,7 @@ class IndependentBaseline(Baseline):
     """ID: two separate models, ``x → y1`` and ``x → y2``."""
 
     name = "ID"
+    stages = 2
 
     def _fit(self, tr, va):
         self.nets_ = [self._train(tr, va, (), (k,), stage=k) for k in range(2)]
@@ -160,9 +189,11 @@ class CollectiveBaseline(Baseline):
 
 class SelfTrainingBaseline(CollectiveBaseline):
     """SSL: COL on ``D12``, pseudo-label the missing labels of ``D1 ∪ D2`` with it, retrain a
-    multi-output model on all of them."""
+    multi-output model on all of them. Pseudo labels are for training only: the retrained
+    model is early-stopped on the true validation labels (a masked loss over those present)."""
 
     name = "SSL"
+    stages = 2
 
     def _fit(self, tr, va):
         super()._fit(tr, va)
@@ -174,13 +205,14 @@ class SelfTrainingBaseline(CollectiveBaseline):
             some = (~torch.isnan(p.y)).any(dim=1).numpy()
             return Prepared(p.inputs, y, p.positions, p.invalid).subset(some)
 
-        self.net_ = self._train(pseudo(tr), pseudo(va), (), (0, 1), stage=1)
+        self.net_ = self._train(pseudo(tr), va, (), (0, 1), stage=1)
 
 
 class LabelStackingBaseline(Baseline):
     """LS: ``x → y1`` on every y1-present sample; impute the missing ``y1``; ``(x, y1) → y2``."""
 
     name = "LS"
+    stages = 2
 
     def _fit(self, tr, va):
         self.first_ = self._train(tr, va, (), (0,), stage=0)
@@ -200,25 +232,23 @@ class LabelStackingBaseline(Baseline):
 
 class DSMLBaseline(Baseline):
     """DSML: ``x → y1``; ``(x, ŷ1) → y2``; ``(x, ŷ2) → y1`` — two rounds of label exchange,
-    each stage supervised on every sample with its label, fed the previous stage's
-    predictions."""
+    each stage supervised on every sample with its label. A stage that takes a label is
+    trained on the input it is given at prediction: the true label where it is known, the
+    previous stage's prediction elsewhere (as LS)."""
 
     name = "DSML"
+    stages = 3
+
+    def _exchange(self, p: Prepared, net: ConditionalNet, k: int) -> Prepared:
+        """``p`` with label ``k`` as the next stage's input: true where known, else ``net``'s
+        prediction (``net`` reads its own inputs from ``p.cond``)."""
+        return self._with_cond(p, {k: self._filled(p, k, self._predict(net, p)[k], hard=False)})
 
     def _fit(self, tr, va):
         self.first_ = self._train(tr, va, (), (0,), stage=0)
-
-        def feed(p: Prepared, net: ConditionalNet, k: int) -> Prepared:
-            state = self._predict(net, p)[k]
-            return self._with_cond(
-                p, {k: state_to_value(self.preprocessor_.labels[k], state, False)}
-            )
-
-        self.second_ = self._train(
-            feed(tr, self.first_, 0), feed(va, self.first_, 0), (0,), (1,), stage=1
-        )
-        tr2 = feed(feed(tr, self.first_, 0), self.second_, 1)
-        va2 = feed(feed(va, self.first_, 0), self.second_, 1)
+        tr1, va1 = (self._exchange(p, self.first_, 0) for p in (tr, va))
+        self.second_ = self._train(tr1, va1, (0,), (1,), stage=1)
+        tr2, va2 = (self._exchange(p, self.second_, 1) for p in (tr1, va1))
         self.third_ = self._train(tr2, va2, (1,), (0,), stage=2)
 
     def _predict_states(self, prep):

@@ -13,9 +13,11 @@ import pandas as pd
 import pytest
 import torch
 
-from molddl.cli import predict as predict_cmd
 from molddl.cli.main import main
 from molddl.config import Config
+from molddl.inference import screen as screen_mod
+from molddl.models.estimator import DualLabelModel
+from molddl.pipeline import load_splits
 
 REPO = Path(__file__).resolve().parents[2]
 LABELS = ["SR-ARE", "SR-MMP"]
@@ -176,7 +178,7 @@ def test_predict_resumes_after_an_interruption(trained, tmp_path, monkeypatch, c
     def interrupted(*_):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(predict_cmd, "_concatenate", interrupted)
+    monkeypatch.setattr(screen_mod, "_concatenate", interrupted)
     argv = ["predict", "--model", str(trained["model"]), "--input", str(path),
             "--output", str(out), "--workers", "1", "--chunk-size", "50"]  # fmt: skip
     with pytest.raises(KeyboardInterrupt):
@@ -199,7 +201,7 @@ def test_predict_resumes_after_an_interruption(trained, tmp_path, monkeypatch, c
     )
 
     with pytest.raises(KeyboardInterrupt):  # parts of another chunk size are not reused
-        monkeypatch.setattr(predict_cmd, "_concatenate", interrupted)
+        monkeypatch.setattr(screen_mod, "_concatenate", interrupted)
         main(argv)
     monkeypatch.undo()
     assert main([*argv[:-1], "40"]) == 0
@@ -269,18 +271,81 @@ def test_bad_files_and_config_exit_2(trained, tmp_path, capsys):
     assert "'inference.batch_size' must be at least 1" in _one_line_error(capsys)
 
 
-def test_help_explains_every_option(capsys):
-    for command, options in {
-        "train": ["--config", "--set", "--output"],
-        "predict": ["--model", "--input", "--output", "--smiles-column", "--chunk-size",
-                    "--workers"],
-        "evaluate": ["--model", "--input", "--config", "--output"],
-    }.items():  # fmt: skip
-        with pytest.raises(SystemExit) as exit_info:
-            main([command, "--help"])
-        assert exit_info.value.code == 0
-        text = capsys.readouterr().out
-        assert all(o in text for o in options), command
+@pytest.mark.parametrize(
+    ("command", "given", "missing"),
+    [
+        ("train", [], "--output"),
+        ("predict", ["--input", "x.csv", "--output", "y.csv"], "--model"),
+        ("predict", ["--model", "m.pt", "--output", "y.csv"], "--input"),
+        ("evaluate", ["--input", "x.csv"], "--model"),
+    ],
+)
+def test_help_exits_0_and_a_missing_required_option_exits_2_naming_it(
+    command, given, missing, capsys, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: molddl {command}")
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, *given])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"the following arguments are required: {missing}" in err, err
+    assert err.rstrip().endswith(missing), err  # only the one left out is named
+    assert list(tmp_path.iterdir()) == []  # nothing ran
+
+
+def _small_feature_table(path: Path, n: int = 120) -> Path:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(n, 4))
+    df = pd.DataFrame(X, columns=[f"f{j}" for j in range(4)])
+    df["logS"] = X[:, 0] - 0.5 * X[:, 1] + 0.1 * rng.normal(size=n)
+    df["active"] = (X[:, 0] + X[:, 2] > 0).astype(float)
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_set_overrides_the_config_file_in_the_run_and_in_its_written_config(tmp_path, capsys):
+    table = _small_feature_table(tmp_path / "table.csv")
+    base = tmp_path / "base.yaml"
+    base.write_text(
+        f"data: {{dataset: {table}, labels: [logS, active]}}\n"
+        "model: {hidden: 8, tower_hidden: 8, layers: 1}\n"
+        "train: {max_epochs: 1, patience: 10}\n"
+    )
+    run = tmp_path / "run"
+    rc = main(["train", "--config", str(base), "--set", "train.max_epochs=3",
+               "--set", "model.label_dim=4", "--output", str(run)])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    written = Config.from_yaml(run / "config.yaml")
+    assert written.train.max_epochs == 3 and written.model.label_dim == 4  # --set wins
+    assert written.model.hidden == 8 and written.train.patience == 10  # the file's keys kept
+    assert written.data.labels == ["logS", "active"]
+    # the override changed the run itself: three epochs logged (patience 10 never stops it)
+    for stage in ("marginal", "dll"):
+        log = pd.read_csv(run / "logs" / stage / "metrics.csv")
+        assert sorted(log["epoch"].dropna().unique()) == [0, 1, 2], stage
+    assert DualLabelModel.load(run / "model.pt").config_.model.label_dim == 4
+
+
+@pytest.mark.parametrize(
+    ("override", "named", "hint"),
+    [
+        ("train.max_epoch=2", "'train.max_epoch'", "did you mean 'max_epochs'?"),
+        ("model.hiden=8", "'model.hiden'", "did you mean 'hidden'?"),
+        ("inference.dampng=0.5", "'inference.dampng'", "did you mean 'damping'?"),
+    ],
+)
+def test_an_unknown_set_key_exits_2_naming_it_with_a_suggestion(
+    override, named, hint, tmp_path, capsys
+):
+    run = tmp_path / "run"
+    assert main(["train", "--set", override, "--output", str(run)]) == 2
+    err = _one_line_error(capsys)
+    assert named in err and hint in err, err
+    assert not run.exists()  # rejected before any work
 
 
 def test_train_and_predict_on_a_feature_table_with_a_value_label(tmp_path, capsys):
@@ -318,3 +383,57 @@ def test_train_and_predict_on_a_feature_table_with_a_value_label(tmp_path, capsy
     assert preds.loc[0, "active_source"] == "direct"
     assert (preds.loc[1:, "logS_source"] == "alternate").all()
     assert preds["logS"].notna().all() and preds["active"].isin([0, 1]).all()
+
+
+def test_evaluate_scores_the_test_samples_stored_at_training(tmp_path, capsys):
+    """The model file remembers its test samples: evaluating it under another seed (whose
+    split would put training samples in the test part) still scores exactly those."""
+    table = _small_feature_table(tmp_path / "table.csv", n=200)
+    run = tmp_path / "run"
+    rc = main(["train", "--set", f"data.dataset={table}", "--set", "data.labels=[logS, active]",
+               *TINY, "--output", str(run)])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    model = DualLabelModel.load(run / "model.pt")
+    test_ids = load_splits(model.config_.data, model.config_.seed)[2].ids
+    np.testing.assert_array_equal(model.test_ids_, test_ids)
+    assert set(load_splits(model.config_.data, 1)[2].ids) != set(test_ids)
+
+    scores = tmp_path / "seed1.csv"
+    rc = main(["evaluate", "--model", str(run / "model.pt"), "--set", "seed=1",
+               "--output", str(scores)])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    at_training = pd.read_csv(run / "test_metrics.csv")
+    assert (at_training["n"] == len(test_ids)).all()  # the table's rows all have both labels
+    pd.testing.assert_frame_equal(pd.read_csv(scores), at_training, rtol=1e-6)
+
+    # data that no longer hold the stored samples: an error, not other samples scored
+    pd.read_csv(table).to_csv(tmp_path / "renamed.csv", index=False)  # ids "renamed-<row>"
+    rc = main(["evaluate", "--model", str(run / "model.pt"),
+               "--set", f"data.dataset={tmp_path / 'renamed.csv'}"])  # fmt: skip
+    assert rc == 2
+    err = _one_line_error(capsys)
+    assert f"{len(test_ids)} of the {len(test_ids)} test samples" in err, err
+
+
+def test_evaluate_of_a_model_file_without_test_ids_says_so(tmp_path, capsys):
+    table = _small_feature_table(tmp_path / "table.csv")
+    run = tmp_path / "run"
+    rc = main(["train", "--set", f"data.dataset={table}", "--set", "data.labels=[logS, active]",
+               *TINY, "--output", str(run)])  # fmt: skip
+    assert rc == 0
+    payload = torch.load(run / "model.pt", weights_only=True)
+    del payload["test_ids"]  # as written before model files stored them
+    old = tmp_path / "old.pt"
+    torch.save(payload, old)
+    capsys.readouterr()
+    # another split cannot be told from the training one: refused
+    assert main(["evaluate", "--model", str(old), "--set", "seed=1"]) == 2
+    err = _one_line_error(capsys)
+    assert "stores no test sample ids" in err and "seed" in err, err
+    # the training config's own split is rebuilt, with a note saying so
+    scores = tmp_path / "scores.csv"
+    assert main(["evaluate", "--model", str(old), "--output", str(scores)]) == 0
+    assert "stores no test sample ids" in capsys.readouterr().err
+    pd.testing.assert_frame_equal(
+        pd.read_csv(scores), pd.read_csv(run / "test_metrics.csv"), rtol=1e-6
+    )
