@@ -169,6 +169,9 @@ class Standardizer:
 
     @classmethod
     def fit(cls, X: np.ndarray) -> Standardizer:
+        # float64 statistics, as a model file stores and reads them back: a reloaded model
+        # scales features bit-identically to the one that was trained
+        X = np.asarray(X, dtype=np.float64)
         mean = np.nanmean(X, axis=0)
         std = np.nanstd(X, axis=0)
         std = np.where(std > 0, std, 1.0)
@@ -185,4 +188,4 @@ class Standardizer:
 
     @classmethod
     def from_dict(cls, d: dict) -> Standardizer:
-        return cls(mean=np.asarray(d["mean"], dtype=np.float64), std=np.asarray(d["std"]))
+        return cls(mean=np.asarray(d["mean"], dtype=np.float64), std=np.asarray(d["std"], dtype=np.float64))

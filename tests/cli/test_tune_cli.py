@@ -16,12 +16,27 @@ def tiny_higgs(tiny_higgs_csv):
     return tiny_higgs_csv
 
 
-def test_help_describes_every_option(capsys):
-    with pytest.raises(SystemExit):
+def test_help_exits_0_and_bad_options_exit_2_before_any_trial(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
         main(["tune", "--help"])
-    out = capsys.readouterr().out
-    for option in ("--config", "--trials", "--workers", "--study", "--storage", "--output"):
-        assert option in out
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: molddl tune")
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["tune", "--trials", "1"])
+    assert exit_info.value.code == 2
+    assert "the following arguments are required: --output" in capsys.readouterr().err
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["tune", "--trials", "two", "--output", str(tmp_path / "a")])
+    assert exit_info.value.code == 2
+    assert "argument --trials: invalid int value: 'two'" in capsys.readouterr().err
+
+    out = tmp_path / "tune"
+    assert main(["tune", "--set", "tune.trails=2", "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "'tune.trails'" in err and "did you mean 'trials'?" in err, err
+    assert not out.exists()  # no study was created
 
 
 def test_tune_writes_best_config_and_a_rerun_continues_the_study(tiny_higgs, tmp_path, capsys):
