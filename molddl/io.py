@@ -26,7 +26,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
-def atomic_write(path: str | Path, write: Callable[[IO], None], mode: str = "w") -> Path:
+def atomic_write(path: str | Path, write: Callable[[IO], object], mode: str = "w") -> Path:
     """Call ``write(fh)`` on a temporary file and move it onto ``path`` when it succeeds."""
     with atomic_path(path) as tmp, open(tmp, mode) as fh:
         write(fh)

@@ -71,7 +71,8 @@ def _check(tp: Any, value: Any, key: str) -> Any:
     :class:`ConfigError` naming ``key``."""
     origin = typing.get_origin(tp)
     if is_dataclass(tp):
-        return _build(tp, value, key + ".")
+        # a type hint, so a dataclass type, never an instance
+        return _build(typing.cast(type, tp), value, key + ".")
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:

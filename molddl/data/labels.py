@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, cast
 
 import numpy as np
 import torch
@@ -84,6 +84,11 @@ class LabelSpec:
     @classmethod
     def from_dict(cls, d: dict) -> LabelSpec:
         return cls(name=d["name"], kind=d["kind"], n_classes=int(d.get("n_classes", 0)))
+
+
+def _table(module: nn.Module) -> torch.Tensor:
+    """The per-class embedding table that ``build_embedding`` gave ``module``."""
+    return cast(torch.Tensor, module.table)
 
 
 class LabelKind:
@@ -226,16 +231,16 @@ class LabelKind:
         module.table = nn.Parameter(torch.empty(self.spec.n_classes, dim))
 
     def reset_embedding(self, module: nn.Module) -> None:
-        nn.init.normal_(module.table, std=1.0)
+        nn.init.normal_(_table(module), std=1.0)
 
     def embed(self, module: nn.Module, state: torch.Tensor) -> torch.Tensor:
         r""":math:`L(y) = \sum_c p_c e_c` with :math:`p` the class probabilities."""
-        return self.class_probs(state) @ module.table
+        return self.class_probs(state) @ _table(module)
 
     def projection(self, module: nn.Module, W_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         r"""``(M, c)`` with ``W_y L(s) = s M + c`` for every state ``s``: the label path folded
         into one ``state_size x hidden`` matrix."""
-        return module.table @ W_y.T, torch.zeros_like(W_y[:, 0])
+        return _table(module) @ W_y.T, torch.zeros_like(W_y[:, 0])
 
     # ------------------------------------------------------------------ user values
     def to_user(self, state: np.ndarray, mean: float, std: float) -> np.ndarray:

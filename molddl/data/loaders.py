@@ -6,7 +6,7 @@ Row numbers in error messages count data rows from 1 (the header is not a row).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -311,7 +311,12 @@ def load_synthetic(
     return make_dual_label(n=3000, kind="binary", seed=0)
 
 
-LOADERS = {"tox21": load_tox21, "higgs": load_higgs, "mof": load_mof, "synthetic": load_synthetic}
+LOADERS: dict[str, Callable[..., DualLabelDataset]] = {
+    "tox21": load_tox21,
+    "higgs": load_higgs,
+    "mof": load_mof,
+    "synthetic": load_synthetic,
+}
 
 
 def load_dataset(

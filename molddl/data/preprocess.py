@@ -6,8 +6,9 @@ travel with a saved model.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Literal, Protocol, cast
 
 import numpy as np
 import torch
@@ -21,6 +22,26 @@ from molddl.data.featurizers import (
     featurizer_from_dict,
 )
 from molddl.data.labels import LabelKind, LabelSpec, label_kind
+
+
+class _GraphDims(Protocol):
+    """What a graph featurizer (``output == "graph"``) tells about its features."""
+
+    @property
+    def node_cardinalities(self) -> Sequence[int]: ...
+    @property
+    def edge_cardinalities(self) -> Sequence[int]: ...
+    @property
+    def node_dim(self) -> int: ...
+    @property
+    def edge_dim(self) -> int: ...
+
+
+class _VectorDim(Protocol):
+    """What a vector featurizer (``output == "vector"``) tells about its features."""
+
+    @property
+    def dim(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +84,8 @@ class InputInfo:
     @classmethod
     def from_dict(cls, d: dict) -> InputInfo:
         return cls(
-            form=d.get("form", d.get("kind")),  # "kind" in model files before InputInfo
+            # "kind" in model files before InputInfo; __post_init__ checks the value
+            form=cast("Literal['graph', 'vector']", d.get("form", d.get("kind"))),
             dim=int(d.get("dim", 0)),
             node_cardinalities=tuple(int(c) for c in d.get("node_cardinalities", ())),
             edge_cardinalities=tuple(int(c) for c in d.get("edge_cardinalities", ())),
@@ -169,15 +191,16 @@ class Preprocessor:
         if train.is_molecular:
             feat = featurizer_from_dict({"name": featurizer})
             if feat.output == "graph":
+                g = cast(_GraphDims, feat)
                 info = InputInfo(
                     "graph",
-                    node_cardinalities=tuple(feat.node_cardinalities),
-                    edge_cardinalities=tuple(feat.edge_cardinalities),
-                    node_dim=feat.node_dim,
-                    edge_dim=feat.edge_dim,
+                    node_cardinalities=tuple(g.node_cardinalities),
+                    edge_cardinalities=tuple(g.edge_cardinalities),
+                    node_dim=g.node_dim,
+                    edge_dim=g.edge_dim,
                 )
             else:
-                info = InputInfo("vector", dim=feat.dim)
+                info = InputInfo("vector", dim=cast(_VectorDim, feat).dim)
             return cls(train.labels, feat.to_dict(), None, y_mean, y_std, info, (), strict, prior)
         if train.X is None:
             raise ValueError(f"dataset {train.name!r} has neither SMILES nor features")
@@ -245,6 +268,7 @@ class Preprocessor:
             if data.smiles is None:
                 raise ValueError("this model takes molecules: the data needs a SMILES column")
             feat = self.make_featurizer()
+            assert feat is not None  # self.featurizer is set
             if data.meta.get("featurizer") != feat.to_dict():  # else featurized already
                 data, invalid = featurize_dataset(
                     data,
@@ -255,14 +279,19 @@ class Preprocessor:
                     features=features,
                 )
                 positions = data.meta["kept_positions"]
+            # featurize_dataset (now, or before: meta["featurizer"]) set graphs or X
             inputs = (
-                data.graphs if feat.output == "graph" else torch.tensor(data.X, dtype=torch.float32)
+                cast(GraphStore, data.graphs)
+                if feat.output == "graph"
+                else torch.tensor(data.X, dtype=torch.float32)
             )
         else:
             missing = [c for c in self.feature_names if c not in data.feature_names]
             if missing:
                 raise ValueError(f"data lacks the model's feature columns {missing[:5]}")
             order = [data.feature_names.index(c) for c in self.feature_names]
+            # a tabular model has a scaler (fit, from_dict); data without X lacks its columns
+            assert self.x_scaler is not None and data.X is not None
             inputs = torch.tensor(self.x_scaler.transform(data.X[:, order]))
         return Prepared(inputs, self.labels_to_model(data.y), positions, invalid)
 

@@ -8,7 +8,7 @@ content, so ``tox21.csv.gz`` and ``tox21.csv`` verify against the same digest.
 
 Downloaded files live in molddl's ``data`` cache, ``molddl.io.user_cache("data")``: with
 ``$MOLDDL_CACHE_DIR`` set that is ``$MOLDDL_CACHE_DIR/data``, beside the ``features`` and
-``kernels`` caches, else ``<the user's cache>/molddl/data``. Earlier versions downloaded into
+``numba`` caches, else ``<the user's cache>/molddl/data``. Earlier versions downloaded into
 ``$MOLDDL_CACHE_DIR`` itself; a verified file there is still read (never written), so nothing
 is downloaded again.
 """
@@ -396,6 +396,7 @@ def fetch(
         old = _old_cache_dir()
         found = None if old is None else _find(old, file)
         if found is not None:
+            assert old is not None  # found comes from _find(old, ...)
             searched.append(old)
             try:
                 _check_local(found, file.sha256)

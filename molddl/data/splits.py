@@ -82,7 +82,9 @@ def scaffold_split(
 
 
 def column_split(
-    values: Sequence[object], row_offset: int = 0, rows: Sequence[int] | None = None
+    values: Sequence[object] | np.ndarray,
+    row_offset: int = 0,
+    rows: Sequence[int] | np.ndarray | None = None,
 ) -> Indices:
     """Use the user's ``split`` column (``train`` / ``val`` / ``test``).
 

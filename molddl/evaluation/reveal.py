@@ -160,11 +160,12 @@ def evaluate(
         for k in task.scored:
             spec = data.labels[k]
             y_true, y_pred = task.truth[:, k], np.asarray(preds[k])
-            row = {"task": task.task_name(k), "label": spec.name, "n": len(task.rows)}
+            task_name = task.task_name(k)
+            row = {"task": task_name, "label": spec.name, "n": len(task.rows)}
             for name in names[k]:
                 value = compute(name, y_true, y_pred, kind=spec.kind)
                 records.append({**row, "metric": name, "value": value, "threshold": np.nan})
-            cut = tuned.get(row["task"])
+            cut = tuned.get(task_name)
             if cut is not None:
                 value = compute("f1", y_true, y_pred, threshold=cut, kind=spec.kind)
                 records.append({**row, "metric": "f1_tuned", "value": value, "threshold": cut})

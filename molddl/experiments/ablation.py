@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def run_seed(cfg: Config, seed: int) -> pd.DataFrame:
         if mode != "a+b+c":
             model = DualLabelModel(seeded(cfg, seed, train={"losses": losses}))
             model.fit(train, val, marginal=full.marginal_)
-        predictors[mode] = lambda d, m=model: m.predict_arrays(d, "dll")
+        predictors[mode] = functools.partial(model.predict_arrays, mode="dll")
     return tagged(score(predictors, val, test), cfg, seed)
 
 

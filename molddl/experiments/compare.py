@@ -3,6 +3,7 @@ metric × seed)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +86,7 @@ def fit_methods(
         if name == "DLL":
             model = DualLabelModel(cfg).fit(train, val)
             epochs = sum(h["epochs"] for h in model.history_.values())
-            fitted[name] = Fitted(lambda d, model=model: model.predict_arrays(d, "dll"), epochs)
+            fitted[name] = Fitted(functools.partial(model.predict_arrays, mode="dll"), epochs)
         else:
             base = BASELINES[name](cfg, budget=budget).fit(train, val)
             fitted[name] = Fitted(base.predict_arrays, base.epochs_trained_)

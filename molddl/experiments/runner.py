@@ -11,12 +11,16 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from molddl.config import Config
 from molddl.io import atomic_path, atomic_write_text
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +131,7 @@ def write_outputs(
     tidy: pd.DataFrame,
     markdown: str,
     cfg: Config,
-    figure: Callable[[], object] | None = None,
+    figure: Callable[[], Figure] | None = None,
 ) -> None:
     """``results.csv`` (tidy), ``results.md``, ``config.yaml`` and ``figure.png``."""
     if not out_dir:

@@ -86,7 +86,7 @@ def alternate(
         why = kernel.unsupported(towers, hh) or kernel.unavailable()
         if why is None:
             host = [[t.cpu() for t in ts] for ts in (hh, init)]
-            states, iterations, status, residual = kernel.run(towers, *host, cfg)
+            states, iterations, status, residual = kernel.run(towers, host[0], host[1], cfg)
             return AlternateResult(
                 [torch.from_numpy(s).to(device) for s in states],
                 torch.from_numpy(iterations).to(device),
@@ -168,6 +168,7 @@ def _torch_loop(towers, hh, init, cfg: InferenceConfig) -> AlternateResult:
                 delta[keep],
             )
             if P1 is not None:
+                assert P2 is not None  # set with P1
                 P1, P2 = P1[keep], P2[keep]
         S1, S2 = N1, N2
         if t == cfg.max_iter and idx.numel():

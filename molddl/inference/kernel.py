@@ -28,8 +28,10 @@ import logging
 import os
 import stat
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numba
 import numpy as np
@@ -95,13 +97,24 @@ def _private_folder(path: Path) -> str | None:
 
 # fused multiply-adds ("contract") but IEEE arithmetic otherwise: the NaN tests and the
 # exponential's rounding step need it. error_model numpy: no Python check on division.
-_JIT = {"nogil": True, "error_model": "numpy", "fastmath": {"contract"}, "cache": False}
+_JIT: dict[str, Any] = {
+    "nogil": True,
+    "error_model": "numpy",
+    "fastmath": {"contract"},
+    "cache": False,
+}
 # the helpers are called only from compiled code: no wrappers for Python or C
-_HELPER = {**_JIT, "no_cpython_wrapper": True, "no_cfunc_wrapper": True}
+_HELPER: dict[str, Any] = {**_JIT, "no_cpython_wrapper": True, "no_cfunc_wrapper": True}
 _f32 = np.float32
 
 
-@intrinsic
+def _intrinsic(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """numba's ``@intrinsic``, typed as compiled code calls it: without ``typingctx`` (numba's
+    stubs type the call from Python, which always raises)."""
+    return intrinsic(fn)
+
+
+@_intrinsic
 def _stack_lanes(typingctx):
     """A pointer to LANES float32 on the caller's stack (zeroed once): ``numba.carray`` of it
     is a scratch array that LLVM may keep in registers, where a heap array could alias the
@@ -114,7 +127,7 @@ def _stack_lanes(typingctx):
     return types.CPointer(types.float32)(), codegen
 
 
-@intrinsic
+@_intrinsic
 def _pow2(typingctx, t):
     """``2**n`` from ``t = n + 1.5 * 2**23`` (float32, |n| <= 127): n lies in t's low bits,
     moved into a float's exponent with integer operations that vectorize."""
@@ -301,6 +314,15 @@ def _gather(block, src, rows):
 
 
 @numba.njit(**_HELPER)
+def _gather_plus(block, src, add, rows):
+    """block[i, ln] = src[rows[ln], i] + add[i] (0 for a lane without a sample)."""
+    for ln in range(LANES):
+        r = rows[ln]
+        for i in range(block.shape[0]):
+            block[i, ln] = src[r, i] + add[i] if r >= 0 else _f32(0.0)
+
+
+@numba.njit(**_HELPER)
 def _scatter(dst, row, block, ln):
     for i in range(block.shape[0]):
         dst[row, i] = block[i, ln]
@@ -319,11 +341,11 @@ def _run_block(T1, T2, cfg, rows, S1g, S2g, P1g, P2g, I1g, I2g, O1g, O2g, iters,
     """One block: iterate until every sample has left (converged, period-2 cycle or max_iter)
     or half of those it started with have; write back the states and counts of the others,
     which the caller packs into full blocks for the next call."""
-    H1g, M1, W1, b1, Wo1, bo1, depth1, rows1, act1 = T1
-    H2g, M2, W2, b2, Wo2, bo2, depth2, rows2, act2 = T2
+    H1g, M1, W1, b1, Wo1, bo1, depth1, rows1, act1, c1 = T1
+    H2g, M2, W2, b2, Wo2, bo2, depth2, rows2, act2, c2 = T2
     gauss_seidel, resolve, check_cycles, max_iter, tol, cycle_tol, keep, damping = cfg
-    _gather(H1, H1g, rows)
-    _gather(H2, H2g, rows)
+    _gather_plus(H1, H1g, c1, rows)  # W_h h + c
+    _gather_plus(H2, H2g, c2, rows)
     _gather(S1, S1g, rows)
     _gather(S2, S2g, rows)
     _gather(P1, P1g, rows)
@@ -488,10 +510,12 @@ class _Locator(caching._CacheLocator):
         return cls(py_func, py_file)
 
 
-# numba 0.60 names it _CompileResultCacheImpl
-_CompileResultCacheImpl = getattr(caching, "CompileResultCacheImpl", None) or (
-    caching._CompileResultCacheImpl
-)
+if TYPE_CHECKING:
+    from numba.core.caching import CompileResultCacheImpl as _CompileResultCacheImpl
+else:  # numba 0.60 names it _CompileResultCacheImpl
+    _CompileResultCacheImpl = getattr(caching, "CompileResultCacheImpl", None) or (
+        caching._CompileResultCacheImpl
+    )
 
 
 class _CacheImpl(_CompileResultCacheImpl):
@@ -536,7 +560,8 @@ def _disk_cache(dispatcher) -> None:
 def _warm_up(fn) -> None:
     """Compile (or load) the kernel's one signature on a one-sample problem."""
     f, i = np.zeros((1, 1), np.float32), np.int64(0)
-    tower = (f, f, np.zeros((1, 1, 1), np.float32), f, f, np.zeros(1, np.float32), i, i, i)
+    v = np.zeros(1, np.float32)
+    tower = (f, f, np.zeros((1, 1, 1), np.float32), f, f, v, i, i, i, v)
     cfg = (False, False, False, np.int64(1), *(np.float32(0.0),) * 4)
     one = np.zeros(1, np.int64)
     status = np.zeros(1, np.int8)
@@ -545,7 +570,7 @@ def _warm_up(fn) -> None:
 
 
 @functools.cache
-def _attempt() -> tuple[object | None, str | None]:
+def _attempt() -> tuple[Callable[..., None] | None, str | None]:
     """``(kernel, None)``, or ``(None, why not)``: one attempt per process."""
     try:
         _disk_cache(_run_blocks)
@@ -581,7 +606,7 @@ def _layers(tower) -> list[nn.Linear] | None:
     ok = all(isinstance(m, nn.Linear) for m in lin) and all(
         isinstance(m, nn.ReLU if i % 2 == 0 else nn.Dropout) for i, m in enumerate(rest)
     )
-    return lin if ok and len(mods) % 3 == 1 else None
+    return cast("list[nn.Linear]", lin) if ok and len(mods) % 3 == 1 else None
 
 
 def unsupported(towers, hh: list[torch.Tensor]) -> str | None:
@@ -599,9 +624,12 @@ def unsupported(towers, hh: list[torch.Tensor]) -> str | None:
 
 def _arrays(tower, hh: torch.Tensor) -> tuple:
     """The tower's folded parameters as float32 arrays, with its depth, output rows and
-    activation: the tuple the compiled loop takes."""
+    activation: the tuple the compiled loop takes. ``hh`` is not copied: the loop adds ``c``
+    to the rows it gathers (a sum here would cost more than a short run's iterations)."""
     M, c = tower.label_projection()
-    *hidden_layers, out = _layers(tower)
+    layers = _layers(tower)
+    assert layers is not None  # unsupported() said the towers are molddl's MLP
+    *hidden_layers, out = layers
     rows = _out_rows(tower)
     width = M.shape[1]
 
@@ -614,7 +642,7 @@ def _arrays(tower, hh: torch.Tensor) -> tuple:
     else:
         W, b = np.zeros((0, width, width), np.float32), np.zeros((0, width), np.float32)
     return (
-        arr(hh) + arr(c),  # NumPy: a PyTorch op here would leave its threads spinning
+        arr(hh),
         arr(M),
         W,
         b,
@@ -623,6 +651,7 @@ def _arrays(tower, hh: torch.Tensor) -> tuple:
         np.int64(len(hidden_layers)),
         np.int64(rows),
         np.int64(_activation_code(tower)),
+        arr(c),
     )
 
 
@@ -732,7 +761,7 @@ def run(towers, hh: list[torch.Tensor], init: list[torch.Tensor], cfg, threads: 
     todo = np.arange(n)
     while todo.size:  # each pass packs the samples still iterating into full blocks
         nblocks = -(-todo.size // LANES)
-        blocks = np.full(nblocks * LANES, -1, dtype=np.int64)
+        blocks: np.ndarray = np.full(nblocks * LANES, -1, dtype=np.int64)
         blocks[: todo.size] = todo
         blocks = blocks.reshape(nblocks, LANES)
 

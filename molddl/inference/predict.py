@@ -9,7 +9,9 @@ autocast when ``inference.precision`` asks for it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -18,6 +20,7 @@ from molddl.config import InferenceConfig
 from molddl.data.preprocess import Prepared, Preprocessor
 from molddl.inference.alternate import alternate, direct
 from molddl.models.nets import DualTowerNet, MarginalNet
+from molddl.nn.towers import Tower
 
 
 def resolve_device(name: str) -> torch.device:
@@ -150,7 +153,7 @@ def predict_states(
     converged = np.ones(n, dtype=bool)
     if mode == "marginal":
         return Prediction([s.cpu() for s in states], source, iterations, converged)
-    towers = net.towers
+    towers = cast(Sequence[Tower], net.towers)  # a ModuleList of the two towers
     hh = [towers[k].encode_h(H) for k in range(2)]
     for k in range(2):
         rows = ~m[:, k] & m[:, 1 - k]

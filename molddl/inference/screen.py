@@ -77,7 +77,7 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _read_csv(source: str | IO[bytes], **kwargs) -> pd.DataFrame:
+def _read_csv(source: str | Path | IO[bytes], **kwargs) -> pd.DataFrame:
     """Cells as text (passed through unchanged); only an empty cell is missing."""
     return pd.read_csv(source, dtype=str, keep_default_na=False, na_values=[""], **kwargs)
 
@@ -168,6 +168,7 @@ class _Lookahead:
 
     def close(self) -> None:
         if self.thread is not None:
+            assert self.pool is not None  # started with the thread
             self.thread.shutdown(cancel_futures=True)
             self.pool.shutdown(cancel_futures=True)
 

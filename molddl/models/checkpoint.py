@@ -58,6 +58,15 @@ def read(path: str | Path) -> dict[str, Any]:
     return payload
 
 
+def upgrade_config(config: dict) -> dict:
+    """A stored config in today's schema: ``inference.kernel: compiled`` (the C kernel of
+    earlier molddl) reads as ``numba``, the loop that replaced it."""
+    inference = config.get("inference")
+    if isinstance(inference, dict) and inference.get("kernel") == "compiled":
+        config = {**config, "inference": {**inference, "kernel": "numba"}}
+    return config
+
+
 def load_weights(path: str | Path, module: torch.nn.Module, state: dict) -> None:
     """``module.load_state_dict(state)``, as a :class:`ModelFileError` naming the file."""
     try:

@@ -7,7 +7,7 @@ the model file :mod:`molddl.models.checkpoint`.
 
 from __future__ import annotations
 
-import logging
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,8 +31,6 @@ if TYPE_CHECKING:
     import lightning as L
 
 __all__ = ["DualLabelModel", "ModelFileError"]
-
-logger = logging.getLogger(__name__)
 
 
 class DualLabelModel(ConfiguredEstimator):
@@ -157,12 +155,8 @@ class DualLabelModel(ConfiguredEstimator):
         """The reveal-mode table (SPEC §6) on held-out samples with both labels."""
         from molddl.evaluation.reveal import REVEAL_MODES, evaluate
 
-        return evaluate(
-            lambda d: self.predict_arrays(d, mode),
-            test,
-            modes=modes or REVEAL_MODES,
-            thresholds=thresholds,
-        )
+        predict = partial(self.predict_arrays, mode=mode)
+        return evaluate(predict, test, modes=modes or REVEAL_MODES, thresholds=thresholds)
 
     # ---------------------------------------------------------------- persistence
     #: ids of the samples held out for testing when the model was trained (``molddl train``
@@ -191,7 +185,7 @@ class DualLabelModel(ConfiguredEstimator):
         """Load a model saved by :meth:`save`; the file is read with ``weights_only=True``, so
         loading never runs code from it."""
         payload = checkpoint.read(path)
-        model = cls(Config.from_dict(payload["config"]))
+        model = cls(Config.from_dict(checkpoint.upgrade_config(payload["config"])))
         model.preprocessor_ = Preprocessor.from_dict(payload["preprocessor"])
         cfg, pre = model.config_, model.preprocessor_
         model.net_ = DualTowerNet(cfg.model, pre.labels, pre.input_info)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -15,7 +16,7 @@ from molddl.nn.label_embedding import LabelEmbedding
 from molddl.nn.towers import Tower, mlp
 
 
-def build_encoder(cfg: ModelConfig, input_info: InputInfo) -> nn.Module:
+def build_encoder(cfg: ModelConfig, input_info: InputInfo) -> GNNEncoder | MLPEncoder:
     """An encoder for the inputs described by ``input_info`` (see ``Preprocessor``)."""
     if input_info.is_graph:
         if cfg.encoder == "mlp":
@@ -105,7 +106,8 @@ class ConditionalNet(nn.Module):
 
     @property
     def raw_sizes(self) -> list[int]:
-        return [head[-1].out_features for head in self.heads]
+        # every head is an mlp(): a Sequential ending in a Linear
+        return [cast(nn.Linear, cast(nn.Sequential, head)[-1]).out_features for head in self.heads]
 
     def forward(self, x, cond: Sequence[torch.Tensor] = ()) -> list[torch.Tensor]:
         h = self.encoder(x)

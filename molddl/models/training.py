@@ -9,11 +9,13 @@ from __future__ import annotations
 import copy
 import logging
 import warnings
+from collections.abc import Sequence
+from typing import cast
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from molddl.config import Config, TrainConfig
 from molddl.data.preprocess import Prepared, Preprocessor
@@ -35,7 +37,7 @@ def loader(
     """Batches of ``(inputs, y)`` built straight from the flat tensors."""
     gen = torch.Generator().manual_seed(seed) if shuffle else None
     return DataLoader(
-        range(len(data)),
+        cast(Dataset, range(len(data))),  # sample indices; collate_fn builds the batch
         batch_size=batch_size,
         shuffle=shuffle,
         generator=gen,
@@ -78,7 +80,8 @@ class _Module(L.LightningModule):
     def __init__(self, cfg: TrainConfig, pre: Preprocessor) -> None:
         super().__init__()
         self.cfg, self.pre = cfg, pre
-        self._val: list[tuple[torch.Tensor, list[torch.Tensor]]] = []
+        # (y, states) per validation batch; a label's state is None where no head predicts it
+        self._val: list[tuple[torch.Tensor, list[torch.Tensor | None]]] = []
 
     def trainable(self):
         raise NotImplementedError
@@ -118,7 +121,13 @@ class _Module(L.LightningModule):
         has = [bool(self._val) and self._val[0][1][k] is not None for k in range(K)]
         if self._val:
             y = torch.cat([b[0] for b in self._val])
-            preds = [torch.cat([b[1][k] for b in self._val]) if has[k] else None for k in range(K)]
+            # has[k]: every batch holds label k's states (the heads are fixed)
+            preds = [
+                torch.cat(cast("list[torch.Tensor]", [b[1][k] for b in self._val]))
+                if has[k]
+                else None
+                for k in range(K)
+            ]
         else:  # this rank saw no row with both labels
             y, preds = torch.empty(0, K), [None] * K
         if self.trainer.world_size > 1:
@@ -142,10 +151,10 @@ def _gather_rows(module: L.LightningModule, t: torch.Tensor) -> torch.Tensor:
     """The rows of ``t`` from every rank, concatenated in rank order (ranks may hold
     different numbers of rows)."""
     n = torch.tensor([t.shape[0]], device=module.device)
-    sizes = module.all_gather(n).reshape(-1).tolist()
+    sizes = cast(torch.Tensor, module.all_gather(n)).reshape(-1).tolist()
     pad = torch.zeros((max(sizes), *t.shape[1:]), dtype=t.dtype, device=module.device)
     pad[: t.shape[0]] = t.to(module.device)
-    everything = module.all_gather(pad)  # world x max x ...
+    everything = cast(torch.Tensor, module.all_gather(pad))  # world x max x ...
     return torch.cat([everything[r, : sizes[r]] for r in range(len(sizes))]).cpu()
 
 
@@ -162,18 +171,18 @@ class ConditionalModule(_Module):
 
     def _terms(self, batch):
         x, y = batch[0], batch[1]
-        cond = ()
+        cond: Sequence[torch.Tensor] = ()
         if self.net.inputs:
             c = batch[2]
             cond = [self.net.kinds[j].target_state(c[:, j]) for j in self.net.inputs]
         raw = self.net(x, cond)
         m = ~torch.isnan(y)
         yf = torch.nan_to_num(y)
-        terms = {}
+        terms: dict[str, torch.Tensor] = {}
         for r, k in zip(raw, self.net.outputs, strict=True):
             per = self.net.kinds[k].loss(r, yf[:, k])
             terms[f"loss_y{k + 1}"] = per[m[:, k]].mean() if m[:, k].any() else per.sum() * 0
-        terms["loss"] = sum(terms.values())
+        terms["loss"] = cast(torch.Tensor, sum(terms.values()))  # a term per output label
         return terms, raw, y
 
     def training_step(self, batch, batch_idx):
@@ -184,7 +193,7 @@ class ConditionalModule(_Module):
     def validation_step(self, batch, batch_idx):
         terms, raw, y = self._terms(batch)
         self._log_terms("val", terms, len(y))
-        states = [None] * len(self.net.labels)
+        states: list[torch.Tensor | None] = [None] * len(self.net.labels)
         for r, k in zip(raw, self.net.outputs, strict=True):
             states[k] = self.net.kinds[k].to_state(r).cpu()
         self._val.append((y.cpu(), states))

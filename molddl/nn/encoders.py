@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,11 @@ class FeatureEmbedding(nn.Module):
     Shapes:
         ``N x F`` (long or float) → ``N x dim``
     """
+
+    # buffers (nn.Module types them as ``Tensor | Module``)
+    kinds: torch.Tensor | None
+    radix: torch.Tensor | None
+    offsets: torch.Tensor
 
     def __init__(self, cardinalities: list[int], in_dim: int, dim: int) -> None:
         super().__init__()
@@ -48,6 +54,7 @@ class FeatureEmbedding(nn.Module):
     def kind_index(self, x: torch.Tensor) -> torch.Tensor:
         """The row of :attr:`kinds` (every combination of categorical values) equal to each
         row of ``x``."""
+        assert self.radix is not None  # built with kinds, which callers check
         return (x * self.radix).sum(dim=1)  # integer matmul has no CUDA kernel
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -56,11 +63,11 @@ class FeatureEmbedding(nn.Module):
         if torch.is_grad_enabled():
             # training: embedding_bag's backward sums the gradients in another order, and the
             # experiments in docs/RESULTS.md were trained with this path; keep it bit for bit
-            return sum(t(x[:, j]) for j, t in enumerate(self.tables))  # type: ignore[return-value]
+            return sum(t(x[:, j]) for j, t in enumerate(self.tables))
         # prediction: one embedding_bag over the stacked tables gives the same numbers as the
         # sum above (tested) without a tensor per column (profiled: the per-column lookups
         # and sums were a third of the GNN encoder's time)
-        weight = torch.cat([t.weight for t in self.tables])
+        weight = torch.cat([cast(nn.Embedding, t).weight for t in self.tables])
         return F.embedding_bag(x + self.offsets, weight, mode="sum")
 
 
@@ -130,13 +137,15 @@ class GNNEncoder(nn.Module):
             and self.convs[0].lin is not None
         )
         if fast:
+            assert self.bond is not None and self.bond.kinds is not None  # checked by fast
             kind_of_edge = self.bond.kind_index(batch.edge_attr)
             E = self.bond(self.bond.kinds)
         else:
             E = self.bond(batch.edge_attr) if self.bond is not None else None
         for conv, norm in zip(self.convs, self.norms, strict=True):
             if fast:
-                edge_term = conv.lin(E).index_select(0, kind_of_edge)
+                lin = cast(nn.Module, conv.lin)  # a GINEConv's edge projection: see fast
+                edge_term = lin(E).index_select(0, kind_of_edge)
                 out = _gine_layer(conv, H, batch.edge_index, edge_term)
             elif E is not None:
                 out = conv(H, batch.edge_index, E)

@@ -41,8 +41,11 @@ class PruningCallback(L.Callback):
 
 def suggest(trial: optuna.Trial, key: str, spec: ParamSpace) -> object:
     """Sample one ``section.key`` from its range."""
+    # the config check (config.space) gives a categorical range choices, the others low/high
     if spec.type == "categorical":
+        assert spec.choices is not None
         return trial.suggest_categorical(key, spec.choices)
+    assert spec.low is not None and spec.high is not None
     if spec.type == "int":
         return trial.suggest_int(key, int(spec.low), int(spec.high), log=spec.log)
     return trial.suggest_float(key, spec.low, spec.high, log=spec.log)

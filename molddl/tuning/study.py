@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Literal
 
 import optuna
 
@@ -29,7 +30,7 @@ def check_metric(metric: str) -> None:
     check_choice("tune.metric", metric, ["val_loss", *(f"val_{m}" for m in sorted(METRICS))])
 
 
-def study_direction(metric: str) -> str:
+def study_direction(metric: str) -> Literal["minimize", "maximize"]:
     """``minimize`` or ``maximize``, as early stopping treats ``metric``."""
     return "minimize" if monitor_mode(metric) == "min" else "maximize"
 

@@ -308,3 +308,12 @@ def test_bf16_prediction_is_close_to_fp32(fitted, binary_data):
     ):
         gap = np.abs(a - b)
         assert np.quantile(gap, 0.95) < 0.02 and np.mean(gap > 0.1) < 0.02
+
+
+def test_a_model_file_from_the_c_kernel_era_loads_with_the_numba_kernel(fitted, tmp_path):
+    """Model files written before the numba kernel say ``inference.kernel: compiled``."""
+    path = fitted.save(tmp_path / "old.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["config"]["inference"]["kernel"] = "compiled"
+    torch.save(payload, path)
+    assert DualLabelModel.load(path).config_.inference.kernel == "numba"

@@ -178,11 +178,6 @@ def test_tuning_notebook_reports_the_study_and_its_plots(executed):
     assert rerun and int(rerun.group(2)) == 4  # the rerun added a trial to the three
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="03_tuning prints len(study.trials) after the rerun: the same RDB study then "
-    "already holds the new trial, so it shows '4 -> 4' instead of '3 -> 4'",
-)
 def test_tuning_notebook_rerun_line_shows_the_count_before_and_after(executed):
     nb = _notebook(executed, "03_tuning.ipynb")
     assert "3 -> 4" in _text(_cell(nb, "again = tune("))

@@ -37,7 +37,7 @@ def parse_smiles(smiles: str):
     if not _rdkit_quiet:  # once per process: molddl reports invalid SMILES itself
         from rdkit import RDLogger
 
-        RDLogger.DisableLog("rdApp.*")
+        RDLogger.DisableLog("rdApp.*")  # type: ignore[attr-defined]  # rdkit-stubs drop the re-export
         _rdkit_quiet = True
     if not isinstance(smiles, str) or not smiles.strip():
         return None
@@ -83,6 +83,8 @@ class Featurizer:
         if n_jobs > 1 and len(smiles) >= 4 * 256:
             if self.output == "graph":  # graphs travel between processes as one store
                 valid, store = self.featurize_graphs(smiles, n_jobs)
+                if store is None:  # no valid SMILES
+                    return [None] * len(smiles)
                 graphs = iter(range(int(valid.sum())))
                 return [store[next(graphs)] if ok else None for ok in valid]
             chunks = [smiles[i : i + 512] for i in range(0, len(smiles), 512)]

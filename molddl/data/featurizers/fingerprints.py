@@ -41,5 +41,5 @@ class MACCSKeys(Featurizer):
     def _featurize_one(self, mol) -> np.ndarray:
         from rdkit.Chem import MACCSkeys
 
-        bits = MACCSkeys.GenMACCSKeys(mol)
+        bits = MACCSkeys.GenMACCSKeys(mol)  # type: ignore[attr-defined]  # missing from rdkit-stubs
         return np.array([bits.GetBit(i) for i in range(1, 167)], dtype=np.float32)

@@ -84,12 +84,12 @@ def compute_features(
     then the graph store's tensors or ``X``); pass them back as its ``features``."""
     if featurizer.output == "graph":
         valid, store = featurizer.featurize_graphs(list(smiles), n_jobs=n_jobs, pool=pool)
-        out = {"valid": torch.from_numpy(valid)}
+        out: dict[str, torch.Tensor] = {"valid": torch.from_numpy(valid)}
         return out if store is None else {**out, **store.to_dict()}
     feats = featurizer.featurize(list(smiles), n_jobs=n_jobs)
     valid = np.array([f is not None for f in feats], dtype=bool)
     kept = [f for f in feats if f is not None]
-    out: dict[str, torch.Tensor] = {"valid": torch.from_numpy(valid)}
+    out = {"valid": torch.from_numpy(valid)}
     if not kept:
         return out
     out["X"] = torch.from_numpy(np.stack(kept).astype(np.float32))

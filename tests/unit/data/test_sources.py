@@ -261,7 +261,7 @@ def test_default_cache_dir_env_and_platform_default(monkeypatch: pytest.MonkeyPa
 def test_sources_and_io_agree_on_the_cache_folder(
     env: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Downloads go to molddl's ``data`` cache, beside ``features`` and ``kernels``."""
+    """Downloads go to molddl's ``data`` cache, beside ``features`` and ``numba``."""
     if env is None:
         monkeypatch.delenv("MOLDDL_CACHE_DIR")
     else:
