@@ -103,9 +103,8 @@ class LabelKind:
     data_kind: ClassVar[str]
     #: whether the label takes a finite set of classes
     categorical: ClassVar[bool] = True
-    #: the metrics reported for it (SPEC §6) and the one a figure shows
+    #: the metrics reported for it (SPEC §6)
     metrics: ClassVar[tuple[str, ...]] = ("f1", "roc_auc", "pr_auc")
-    main_metric: ClassVar[str] = "f1"
     #: the probability column a decision threshold applies to (binary labels only)
     threshold_name: ClassVar[str | None] = None
     #: output activation code shared with the alternate-inference kernel
@@ -376,7 +375,6 @@ class ValueKind(LabelKind):
     data_kind = "regression"
     categorical = False
     metrics = ("mape", "mae", "rmse")
-    main_metric = "mape"
     activation = 2
 
     @classmethod
@@ -529,16 +527,6 @@ def kind_class(name: str) -> type[LabelKind]:
         return _KINDS[name]
     except KeyError:
         raise KeyError(f"unknown label kind {name!r}; known: {', '.join(_KINDS)}") from None
-
-
-def data_kind_of(name: str) -> str:
-    """The ``LabelSpec.kind`` a registered kind name serves (``gaussian`` → ``regression``)."""
-    return _KINDS[name].data_kind
-
-
-def kinds_with_metric(metric: str) -> tuple[str, ...]:
-    """The data kinds whose labels report ``metric``."""
-    return tuple(dict.fromkeys(c.data_kind for c in _KINDS.values() if metric in c.metrics))
 
 
 def make_spec(name: str, kind: str, values: np.ndarray) -> LabelSpec:

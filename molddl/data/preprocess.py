@@ -223,7 +223,8 @@ class Preprocessor:
         """Label ``k``'s states (``n x state_size``, model space) as user values:
         P(class 1) (binary, ``n``), class probabilities (multiclass, ``n x C``) or the
         value in the label's units (regression, ``n``)."""
-        return self.kinds[k].to_user(state.astype(np.float64), self.y_mean[k], self.y_std[k])
+        kind = label_kind(self.labels[k])
+        return kind.to_user(state.astype(np.float64), self.y_mean[k], self.y_std[k])
 
     def truth_to_user(self, k: int, y: np.ndarray) -> np.ndarray:
         """Label ``k``'s model-space values (class index or ``z``) in the user's units."""

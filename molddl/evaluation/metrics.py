@@ -126,7 +126,7 @@ def compute(
             f"metric {name!r} does not apply to a {kind} label (it applies to "
             f"{', '.join(metric.kinds)})"
         )
-    _check_shapes(name, kind, y_true, y_pred)
+    kind_class(kind).check_predictions(name, y_true, y_pred)
     keep = ~np.isnan(y_true)
     y_true, y_pred = y_true[keep], y_pred[keep]
     if np.isnan(y_pred).any():
@@ -135,11 +135,6 @@ def compute(
         log.debug("metric %s undefined: no row with known truth", name)
         return float("nan")
     return float(metric.fn(y_true, y_pred, threshold))
-
-
-def _check_shapes(name: str, kind: str, y_true: np.ndarray, y_pred: np.ndarray) -> None:
-    """The label kind checks the prediction's shape and the truth's values."""
-    kind_class(kind).check_predictions(name, y_true, y_pred)
 
 
 def _both_classes(name: str, y: np.ndarray) -> bool:
@@ -236,7 +231,7 @@ def choose_threshold(y_true: np.ndarray, y_prob: np.ndarray) -> float:
     """
     y_true = np.asarray(y_true, dtype=np.float64).ravel()
     y_prob = np.asarray(y_prob, dtype=np.float64)
-    _check_shapes("f1", "binary", y_true, y_prob)
+    kind_class("binary").check_predictions("f1", y_true, y_prob)
     keep = ~np.isnan(y_true)
     y_true, y_prob = y_true[keep], y_prob[keep]
     if not (y_true == 1).any():
