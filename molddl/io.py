@@ -37,6 +37,22 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda fh: fh.write(text))
 
 
+def check_writable(folder: str | Path) -> Path:
+    """Create ``folder`` if needed and prove that files can be written there, or raise a
+    ``ValueError`` naming it (a read-only or full folder found before the work, not after)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"output folder {folder} exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".molddl-write-test.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ValueError(f"cannot write to output folder {folder}: {err.strerror or err}") from None
+    return folder
+
+
 def user_cache(name: str) -> Path:
     """``$MOLDDL_CACHE_DIR/<name>``, else ``<the user's cache>/molddl/<name>`` (platformdirs).
     The folder may not exist yet."""

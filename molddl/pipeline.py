@@ -7,6 +7,7 @@ from pathlib import Path
 from molddl.config import DataConfig
 from molddl.data.dataset import DualLabelDataset
 from molddl.data.featurizers import featurize_dataset, featurizer_from_dict
+from molddl.data.labels import check_learnable
 from molddl.data.loaders import LOADERS, load_dataset
 from molddl.data.masking import apply_missingness
 from molddl.data.splits import split_dataset
@@ -26,6 +27,8 @@ def load_data(cfg: DataConfig, featurize: bool = True) -> DualLabelDataset:
         if not Path(cfg.dataset).exists():
             raise FileNotFoundError(f"data.dataset: file {cfg.dataset} does not exist")
     data = load_dataset(cfg.dataset, labels=cfg.labels, data_dir=cfg.data_dir, **kwargs)
+    for k, spec in enumerate(data.labels):  # data to learn from: a single class teaches nothing
+        check_learnable(spec, data.y[:, k])
     if data.is_molecular and featurize:
         # featurize once, here: invalid SMILES are reported once (or stop the run under
         # strict_smiles) and no part of the split holds a molecule that cannot be scored

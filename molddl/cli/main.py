@@ -56,8 +56,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except (UserError, ValueError, FileNotFoundError, KeyError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        sys.stderr.write(f"molddl: error: {msg}\n")
+        sys.stderr.write(f"molddl: error: {_one_line(msg)}\n")
         return 2
+    except OSError as err:  # the machine, not the input: a folder not writable, a full disk
+        where = f" ({err.filename})" if err.filename else ""
+        sys.stderr.write(f"molddl: error: {err.strerror or err}{where}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("molddl: interrupted\n")
+        return 130
+    except Exception as err:  # a defect of molddl: one line, the traceback under --verbose
+        if args.verbose:
+            raise
+        sys.stderr.write(
+            f"molddl: error: internal error {type(err).__name__}: {_one_line(err)} "
+            f"(run again with -v for the traceback, and please report it)\n"
+        )
+        return 1
+
+
+def _one_line(msg: object) -> str:
+    """``msg`` on one line: an error line stays one line in logs and shells."""
+    return " ".join(str(msg).split())
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from molddl.cli.evaluate import reveal_text
 from molddl.cli.options import add_config_options, resolve_config
-from molddl.io import atomic_write, atomic_write_text
+from molddl.io import atomic_write, atomic_write_text, check_writable
 from molddl.models.estimator import DualLabelModel
 from molddl.pipeline import load_splits
 
@@ -58,11 +58,15 @@ def run(args: argparse.Namespace) -> int:
         cfg,
         train=dataclasses.replace(cfg.train, log_dir=str(out / "logs"), progress_bar=bar, **scale),
     )
+    check_writable(out)  # before an hour of training, not after it
     train, val, test = load_splits(cfg.data, cfg.seed)
-    atomic_write_text(out / "config.yaml", cfg.to_yaml())
+    kinds = ", ".join(
+        f"{s.name} ({s.kind}" + (f", {s.n_classes} classes)" if s.n_classes > 2 else ")")
+        for s in train.labels
+    )
     sys.stdout.write(
         f"training on {len(train)} samples (validation {len(val)}, test {len(test)}), "
-        f"labels {', '.join(train.label_names)}\n"
+        f"labels {kinds}\n"
     )
     sys.stdout.flush()
     model = DualLabelModel(cfg).fit(train, val)
@@ -70,7 +74,11 @@ def run(args: argparse.Namespace) -> int:
     # function at import, which its annotations do not declare
     if rank_zero_only.rank != 0:  # type: ignore[attr-defined]
         return 0
+    # the model, then its config: a run killed before this point leaves an earlier run's
+    # model.pt and config.yaml in the folder as they were, a matching pair
+    (out / "test_metrics.csv").unlink(missing_ok=True)  # an earlier run's, now stale
     model.save(out / "model.pt", test_ids=test.ids)  # what 'molddl evaluate' scores
+    atomic_write_text(out / "config.yaml", cfg.to_yaml())
     sys.stdout.write(f"model saved to {out / 'model.pt'}\n")
     if len(test) == 0:
         logger.warning("the test part is empty: nothing to score")

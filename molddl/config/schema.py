@@ -15,7 +15,7 @@ from typing import Literal
 import yaml
 
 from molddl.config.space import TUNABLE_SECTIONS, ParamSpace, _check_space, _default_space
-from molddl.config.validate import ConfigError, _build, check_choice
+from molddl.config.validate import ConfigError, _build, bounded, check_choice
 from molddl.methods import NAMES as METHOD_NAMES
 
 
@@ -30,40 +30,52 @@ class DataConfig:
     data_dir: str | None = None
     """Folder with the data files; default ``$MOLDDL_DATA_DIR``, then the cache."""
     smiles_column: str | None = None
-    feature_columns: list[str] | None = None
+    feature_columns: list[str] | Literal["all"] | None = None
+    """Numeric feature columns of a tabular dataset (an MLP encoder instead of a GNN), or
+    ``all`` for every numeric column that is not a label, id or split column. A table
+    without them needs a SMILES column."""
     id_column: str | None = None
     split: Literal["random", "scaffold", "column"] = "random"
-    split_fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
-    missing_rate: float | None = None
+    split_fractions: list[float] = bounded([0.8, 0.1, 0.1], ge=0, le=1)
+    """Train / validation / test fractions; they sum to 1."""
+    missing_rate: float | None = bounded(None, ge=0, lt=1)
     """Synthetic MCAR missing rate for train/val after the split; ``None`` keeps real labels."""
     featurizer: Literal["pyg", "deepchem", "morgan", "maccs"] = "pyg"
     strict_smiles: bool = False
     """Fail on any invalid SMILES instead of reporting and skipping it."""
 
+    def __post_init__(self) -> None:
+        fractions = self.split_fractions
+        if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-6:
+            raise ConfigError(
+                f"config key 'data.split_fractions' must be three fractions (train, validation, "
+                f"test) that sum to 1, got {fractions}"
+            )
+
 
 @dataclass(slots=True)
 class ModelConfig:
     encoder: Literal["gine", "gin", "gcn", "gat", "sage", "mlp"] = "gine"
-    hidden: int = 128
+    hidden: int = bounded(128, ge=1)
     """Width of the encoder; the embedding ``h`` has this size."""
-    layers: int = 3
-    dropout: float = 0.1
+    layers: int = bounded(3, ge=1)
+    dropout: float = bounded(0.1, ge=0, lt=1)
     pooling: Literal["mean", "sum", "max", "attention"] = "mean"
-    label_dim: int = 16
+    label_dim: int = bounded(16, ge=1)
     """Size of the label embeddings ``L1``, ``L2``."""
-    tower_hidden: int = 128
-    tower_layers: int = 2
+    tower_hidden: int = bounded(128, ge=1)
+    tower_layers: int = bounded(2, ge=1)
     gaussian: bool = False
     """Regression heads predict mean and log-variance (needed for ``loss_dual`` on values)."""
 
 
 @dataclass(slots=True)
 class TrainConfig:
-    alpha1: float = 1.0
-    alpha2: float = 1.0
-    beta1: float = 1.0
-    beta2: float = 1.0
-    gamma: float = 0.1
+    alpha1: float = bounded(1.0, ge=0)
+    alpha2: float = bounded(1.0, ge=0)
+    beta1: float = bounded(1.0, ge=0)
+    beta2: float = bounded(1.0, ge=0)
+    gamma: float = bounded(0.1, ge=0)
     losses: list[Literal["sup", "rec", "dual"]] = field(
         default_factory=lambda: ["sup", "rec", "dual"]
     )
@@ -78,23 +90,23 @@ class TrainConfig:
     dual_imputed: Literal["expectation", "argmax"] = "expectation"
     """How ``loss_dual`` treats an imputed class label: expectation over its probabilities,
     or its most probable class."""
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    batch_size: int = 128
-    max_epochs: int = 40
-    patience: int = 6
+    lr: float = bounded(1e-3, gt=0)
+    weight_decay: float = bounded(0.0, ge=0)
+    batch_size: int = bounded(128, ge=1)
+    max_epochs: int = bounded(40, ge=1)
+    patience: int = bounded(6, ge=0)
     monitor: str = "val_loss"
     """``val_loss`` or ``val_<metric>`` (e.g. ``val_roc_auc``, ``val_mae``) on single reveal."""
     warm_start: bool = True
     """Initialise the dual model's encoder from the trained marginal model."""
-    marginal_epochs: int | None = None
+    marginal_epochs: int | None = bounded(None, ge=1)
     """Epoch budget of the marginal model; ``None`` uses ``max_epochs``."""
     progress_bar: bool = False
     log_dir: str | None = None
     """Where Lightning's CSV log of every loss term per epoch goes; ``None`` for no log."""
-    devices: int = 1
+    devices: int = bounded(1, ge=1)
     """Processes (CPU) or GPUs for data-parallel training; more than 1 uses DDP."""
-    num_nodes: int = 1
+    num_nodes: int = bounded(1, ge=1)
     """Machines for multi-node DDP (with torchrun or SLURM setting the rendezvous)."""
     strategy: Literal["auto", "ddp", "ddp_spawn"] = "auto"
     """Lightning strategy: ``ddp`` under torchrun / SLURM or from the command line,
@@ -104,10 +116,10 @@ class TrainConfig:
 @dataclass(slots=True)
 class InferenceConfig:
     method: Literal["jacobi", "gauss_seidel"] = "jacobi"
-    tol: float = 1e-4
+    tol: float = bounded(1e-4, gt=0)
     """A sample has converged when no label state moves by more than this."""
-    max_iter: int = 1000
-    damping: float = 0.0
+    max_iter: int = bounded(1000, ge=0)
+    damping: float = bounded(0.0, ge=0, lt=1)
     """``y ← (1 - damping) · new + damping · old``; 0 is the paper's plain iteration."""
     init: Literal["marginal", "prior"] = "marginal"
     batch_size: int | None = None
@@ -115,7 +127,7 @@ class InferenceConfig:
     CPU a large batch is slower, not faster: its activations are tens of MB, which the
     allocator takes from and gives back to the operating system on every operation
     (``benchmarks/encoder.py`` measures both). The predictions do not depend on it."""
-    max_abs_z: float = 10.0
+    max_abs_z: float = bounded(10.0, gt=0)
     """Divergence guard: an unconverged sample whose value label ends more than this many
     training standard deviations from the training mean gets the marginal prediction
     (source ``marginal``) instead of the runaway iterate."""

@@ -8,11 +8,12 @@ schema, so that the schema (:mod:`molddl.config.schema`) and anything checked at
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import types
 import typing
 from collections.abc import Sequence
-from dataclasses import MISSING, fields, is_dataclass
+from dataclasses import MISSING, Field, field, fields, is_dataclass
 from typing import Any, Literal
 
 
@@ -30,6 +31,41 @@ def check_choice(key: str, value: Any, allowed: Sequence[Any]) -> Any:
             f"choose one of {', '.join(names)}"
         )
     return value
+
+
+def bounded(
+    default: Any,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+) -> Any:
+    """A dataclass field whose number (or every number of a list) must lie in the given
+    range; :func:`_build` names the key of a value outside it."""
+    bounds = {"ge": ge, "gt": gt, "le": le, "lt": lt}
+    meta = {"bounds": {k: v for k, v in bounds.items() if v is not None}}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+_RELATIONS = {"ge": (">=", float.__ge__), "gt": (">", float.__gt__),
+              "le": ("<=", float.__le__), "lt": ("<", float.__lt__)}  # fmt: skip
+
+
+def _check_bounds(f: Field, value: Any, key: str) -> None:
+    """A :class:`ConfigError` if ``value`` lies outside the range of ``bounded`` field ``f``."""
+    bounds = f.metadata.get("bounds")
+    if not bounds or value is None:
+        return
+    values = value if isinstance(value, list) else [value]
+    for v in values:
+        for name, limit in bounds.items():
+            symbol, holds = _RELATIONS[name]
+            if not holds(float(v), float(limit)):
+                allowed = " and ".join(f"{_RELATIONS[n][0]} {lim:g}" for n, lim in bounds.items())
+                raise ConfigError(f"config key {key!r} must be {allowed}, got {v!r}")
 
 
 def _suggest(key: str, allowed: list[str]) -> str:
@@ -59,6 +95,7 @@ def _build(cls: type, d: Any, prefix: str) -> Any:
         if f.name not in d:
             continue
         kwargs[f.name] = _check(hints[f.name], d[f.name], prefix + f.name)
+        _check_bounds(f, kwargs[f.name], prefix + f.name)
     obj = cls(**kwargs)
     for f in fields(cls):
         if f.default is MISSING and f.default_factory is MISSING:  # pragma: no cover
@@ -107,6 +144,9 @@ def _check(tp: Any, value: Any, key: str) -> Any:
             raise ConfigError(f"config key {key!r} must be an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as text
+            with contextlib.suppress(ValueError):
+                value = float(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"config key {key!r} must be a number, got {value!r}")
         return float(value)

@@ -537,17 +537,58 @@ def make_spec(name: str, kind: str, values: np.ndarray) -> LabelSpec:
     return _KINDS[kind].spec_from_values(name, values)
 
 
-def infer_label_spec(name: str, values: np.ndarray) -> LabelSpec:
+#: share of a column's present values that makes it a 0/1 (or class) column whose other
+#: values are strays to report, not evidence of another kind
+STRAY_SHARE = 0.02
+
+
+def infer_label_spec(name: str, values: np.ndarray, row_offset: int = 1) -> LabelSpec:
     """Guess a label's kind from its present values: {0,1} → binary, small non-negative
-    integers → multiclass, anything else → regression."""
+    integers → multiclass, anything else → regression.
+
+    A column that is 0/1 (or small classes) but for a few values — at most
+    :data:`STRAY_SHARE` of them, such as one ``-1`` or one ``2`` — is an error naming the
+    first such row (``row_offset`` is added to its position): one stray cell must not turn
+    an assay into a regression or three-class label. ``data.label_kinds`` settles it.
+    """
     v = values[~np.isnan(values)]
     if v.size == 0:
         raise ValueError(f"label column {name!r} has no present value (all missing)")
-    if np.all(np.isin(v, (0.0, 1.0))):
-        return LabelSpec(name, "binary")
-    if np.all(v == np.round(v)) and v.min() >= 0 and v.max() < MAX_INFERRED_CLASSES:
-        return LabelSpec(name, "multiclass", int(v.max()) + 1)
+    candidates = (
+        ("binary", "0/1", np.isin(values, (0.0, 1.0))),
+        ("multiclass", f"classes 0 to {MAX_INFERRED_CLASSES - 1}",
+         (values == np.round(values)) & (values >= 0) & (values < MAX_INFERRED_CLASSES)),
+    )  # fmt: skip
+    for kind, what, inside in candidates:
+        inside = inside & ~np.isnan(values)
+        n_in = int(inside.sum())
+        if n_in == v.size:
+            if kind == "binary":
+                return LabelSpec(name, "binary")
+            return LabelSpec(name, "multiclass", int(v.max()) + 1)
+        if n_in >= (1 - STRAY_SHARE) * v.size:
+            i = int(np.flatnonzero(~inside & ~np.isnan(values))[0])
+            raise ValueError(
+                f"label column {name!r} holds {what} in {n_in} of its {v.size} present rows, "
+                f"but row {i + row_offset} holds {values[i]:g}; fix that cell (leave it empty "
+                f"if the label is unknown there), or set data.label_kinds to this label's kind "
+                f"(binary, multiclass or regression) to use the column as it is"
+            )
     return LabelSpec(name, "regression")
+
+
+def check_learnable(spec: LabelSpec, values: np.ndarray) -> None:
+    """A ``ValueError`` when a class label of training data holds a single class: nothing
+    can be learnt from it, and its ROC-AUC would be undefined."""
+    if not label_kind(spec).categorical:
+        return
+    classes = np.unique(values[~np.isnan(values)])
+    if classes.size == 1:
+        raise ValueError(
+            f"label column {spec.name!r} holds only the value {classes[0]:g} in its "
+            f"{int((~np.isnan(values)).sum())} present rows; a {spec.kind} label needs at "
+            f"least two classes to learn from"
+        )
 
 
 def check_label_values(

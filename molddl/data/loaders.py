@@ -6,6 +6,7 @@ Row numbers in error messages count data rows from 1 (the header is not a row).
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -13,7 +14,12 @@ import numpy as np
 import pandas as pd
 
 from molddl.data.dataset import DualLabelDataset
-from molddl.data.labels import LabelSpec, check_label_values, infer_label_spec, make_spec
+from molddl.data.labels import (
+    LabelSpec,
+    check_label_values,
+    infer_label_spec,
+    make_spec,
+)
 from molddl.data.sources import fetch
 
 logger = logging.getLogger(__name__)
@@ -42,16 +48,58 @@ def read_table(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"input file {path} does not exist")
+    if path.is_dir():
+        raise ValueError(f"input file {path} is a folder, not a CSV or Parquet file")
     try:
-        if path.suffix == ".parquet":
+        if path.suffix in (".parquet", ".pq"):
             df = pd.read_parquet(path)
+            header = [str(c) for c in df.columns]
         else:
+            # mangle_dupe_cols is gone from pandas: a repeated name comes back as "name.1",
+            # so the header is read as it is written to find repeats
+            header = [str(c) for c in pd.read_csv(path, nrows=1, header=None).iloc[0]]
             df = pd.read_csv(path, keep_default_na=True, na_values=[""])
     except pd.errors.EmptyDataError:
         raise ValueError(f"input file {path} is empty (no header, no rows)") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"input file {path} is not UTF-8 text: byte {err.object[err.start]:#04x} at line "
+            f"{_line_of_byte(path, err)}; save it as UTF-8 (CSV) or Parquet"
+        ) from None
+    except (pd.errors.ParserError, OSError, ValueError, EOFError, zlib.error) as err:
+        first = (str(err).splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"input file {path} cannot be read as a table: {first}") from None
+    _check_header(header, str(path))
     if df.empty:
         raise ValueError(f"input file {path} has a header but no data rows")
     return df
+
+
+def _line_of_byte(path: Path, err: UnicodeDecodeError) -> str:
+    """The line (from 1, the header is line 1) holding the first byte that is not UTF-8,
+    found by decoding the file line by line; ``"?"`` for a compressed file."""
+    if path.suffix == ".gz":
+        return "?"
+    with open(path, "rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return str(number)
+    return "?"
+
+
+def _check_header(header: Sequence[str], source: str) -> None:
+    """A ``ValueError`` naming a column name that the header holds twice: which of the two a
+    setting means would be a guess."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header):
+        if name in seen:
+            raise ValueError(
+                f"{source}: column name {name!r} appears twice (columns {seen[name] + 1} and "
+                f"{i + 1}); rename one of them"
+            )
+        seen[name] = i
 
 
 def _require_columns(df: pd.DataFrame, columns: Sequence[str], source: str) -> None:
@@ -77,14 +125,17 @@ def _label_array(df: pd.DataFrame, column: str, first_row: int = 0) -> np.ndarra
 
 
 def _infer_specs(
-    labels: Sequence[str], label_kinds: Sequence[str | None] | None, y: np.ndarray
+    labels: Sequence[str],
+    label_kinds: Sequence[str | None] | None,
+    y: np.ndarray,
+    first_row: int = 0,
 ) -> list[LabelSpec]:
     """One spec per label column: the given kind, else inferred from the values."""
     kinds = list(label_kinds) if label_kinds is not None else [None] * len(labels)
     specs = []
     for k, (col, kind) in enumerate(zip(labels, kinds, strict=True)):
         if kind is None:
-            specs.append(infer_label_spec(col, y[:, k]))
+            specs.append(infer_label_spec(col, y[:, k], row_offset=first_row + 1))
         else:
             specs.append(make_spec(col, kind, y[:, k]))
     return specs
@@ -137,7 +188,7 @@ def dataset_from_frame(
 
     y = np.column_stack([_label_array(df, c, first_row) for c in labels])
     if label_specs is None:
-        specs = _infer_specs(labels, label_kinds, y)
+        specs = _infer_specs(labels, label_kinds, y, first_row)
     else:
         if label_kinds is not None:
             raise ValueError("give label_kinds or label_specs, not both")
@@ -169,6 +220,15 @@ def dataset_from_frame(
                 f"{df[names[j]].iloc[i]!r} is not a number"
             )
         X = block.to_numpy(dtype=np.float32)
+        finite = np.isfinite(X)
+        if not finite.all():
+            i, j = (int(v[0]) for v in np.nonzero(~finite))
+            cell = df[names[j]].iloc[i]
+            what = "is empty" if pd.isna(cell) else f"holds {cell!r}, not a finite number"
+            raise ValueError(
+                f"{source}: feature column {names[j]!r}, row {first_row + i + 1} {what}; "
+                f"a model takes a finite number in every feature cell"
+            )
     split = None
     if split_column and split_column in df.columns:
         split = df[split_column].astype(str).str.strip().str.lower().to_numpy()
@@ -191,27 +251,38 @@ def load_table(
     labels: Sequence[str],
     *,
     smiles_column: str | None = None,
-    feature_columns: Sequence[str] | None = None,
+    feature_columns: Sequence[str] | str | None = None,
     **kwargs,
 ) -> DualLabelDataset:
     """Load a user's CSV / Parquet file (see :func:`dataset_from_frame`).
 
-    With neither ``smiles_column`` nor ``feature_columns`` given, a column named ``smiles``
-    (any case) is used if present, else every numeric column that is not a label, the id or
-    the split column.
+    With neither ``smiles_column`` nor ``feature_columns`` given, the column named ``smiles``
+    (any case) is used; a table without one is an error, so that a file of molecules with a
+    misnamed column never trains a model on its other numbers. ``feature_columns="all"``
+    takes every numeric column that is not a label, the id or the split column.
     """
     df = read_table(path)
     if smiles_column is None and feature_columns is None:
         lower = {str(c).lower(): c for c in df.columns}
-        if "smiles" in lower:
-            smiles_column = lower["smiles"]
-        else:
-            skip = set(labels) | {kwargs.get("id_column"), kwargs.get("split_column", "split")}
-            feature_columns = [
-                c for c in df.columns if c not in skip and pd.api.types.is_numeric_dtype(df[c])
-            ]
-            if not feature_columns:
-                raise ValueError(f"{path}: no 'smiles' column and no numeric feature columns")
+        if "smiles" not in lower:
+            shown = ", ".join(map(str, df.columns[:40])) + (" …" if len(df.columns) > 40 else "")
+            raise ValueError(
+                f"{path}: no 'smiles' column (the file has: {shown}); name the column of "
+                f"molecules with data.smiles_column, or, for a table of numeric features, "
+                f"list them in data.feature_columns (or set it to all)"
+            )
+        smiles_column = lower["smiles"]
+    if isinstance(feature_columns, str):
+        if feature_columns != "all":
+            raise ValueError(
+                f"feature_columns must be a list of columns or 'all', got {feature_columns!r}"
+            )
+        skip = set(labels) | {kwargs.get("id_column"), kwargs.get("split_column", "split")}
+        feature_columns = [
+            c for c in df.columns if c not in skip and pd.api.types.is_numeric_dtype(df[c])
+        ]
+        if not feature_columns:
+            raise ValueError(f"{path}: data.feature_columns is all, but no column is numeric")
     kwargs.setdefault("name", Path(path).name.split(".")[0])
     return dataset_from_frame(
         df,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -162,16 +163,39 @@ def evaluate(
             y_true, y_pred = task.truth[:, k], np.asarray(preds[k])
             task_name = task.task_name(k)
             row = {"task": task_name, "label": spec.name, "n": len(task.rows)}
-            for name in names[k]:
-                value = compute(name, y_true, y_pred, kind=spec.kind)
-                records.append({**row, "metric": name, "value": value, "threshold": np.nan})
+            scored: list[dict[str, Any]] = [
+                {**row, "metric": name, "threshold": np.nan,
+                 "value": compute(name, y_true, y_pred, kind=spec.kind)}
+                for name in names[k]
+            ]  # fmt: skip
             cut = tuned.get(task_name)
             if cut is not None:
                 value = compute("f1", y_true, y_pred, threshold=cut, kind=spec.kind)
-                records.append({**row, "metric": "f1_tuned", "value": value, "threshold": cut})
+                scored.append({**row, "metric": "f1_tuned", "value": value, "threshold": cut})
+            undefined = [r["metric"] for r in scored if np.isnan(r["value"])]
+            if undefined:
+                log.warning(
+                    "%s %s: %s undefined (NaN): %s",
+                    task_name, spec.name, ", ".join(undefined), _why_undefined(y_true),
+                )  # fmt: skip
+            records.extend(scored)
         log.debug("evaluated mode %s on %d samples", mode, len(task.rows))
     columns = ["task", "label", "metric", "value", "n", "threshold"]
     return pd.DataFrame.from_records(records, columns=columns)
+
+
+def _why_undefined(y_true: np.ndarray) -> str:
+    """Why a metric of these truth values can be undefined, for the user."""
+    present = y_true[~np.isnan(y_true)]
+    if present.size == 0:
+        return "no sample of the task has a known value of this label"
+    classes = np.unique(present)
+    if classes.size == 1:
+        return (
+            f"all {present.size} samples hold the value {classes[0]:g}; ROC-AUC and PR-AUC "
+            f"need both classes, F1 needs a positive"
+        )
+    return f"not defined on these {present.size} samples"
 
 
 def _metric_names(data: DualLabelDataset, metrics: dict[int, list[str]]) -> list[list[str]]:

@@ -3,6 +3,10 @@ back with ``weights_only=True`` so that loading never runs code from the file.""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import pickle
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +34,10 @@ def write(path: str | Path, parts: dict[str, Any]) -> Path:
         "molddl_version": __version__,
         **parts,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    buffer = io.BytesIO()  # torch reports a failed write (a full disk) as a RuntimeError
+    torch.save(payload, buffer)  # that names neither the file nor the cause; a plain
+    with atomic_path(path) as tmp:  # write raises the OSError that does
+        tmp.write_bytes(buffer.getbuffer())
     return Path(path)
 
 
@@ -40,12 +46,30 @@ def read(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise ModelFileError(f"model file {path} does not exist")
+    if path.is_dir():
+        raise ModelFileError(f"model file {path} is a folder; give the model.pt inside it")
+    if path.stat().st_size == 0:
+        raise ModelFileError(f"model file {path} is empty (0 bytes): not a molddl model file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        first = (str(err).splitlines() or [""])[0]
+    except pickle.UnpicklingError as err:
+        # torch refuses a pickle that names a Python callable (it would run when unpickled);
+        # its message advises loading the file unsafely, which molddl never does
+        named = [ln.strip() for ln in str(err).splitlines() if "global" in ln.lower()]
+        if named:
+            raise ModelFileError(
+                f"{path} was refused: it holds Python objects beyond tensors and plain data "
+                f"({named[0]}), which loading would have to run; molddl model files never do"
+            ) from None
         raise ModelFileError(
-            f"{path} is not a readable molddl model file ({type(err).__name__}: {first})"
+            f"{path} is not a readable molddl model file (damaged or another format): "
+            f"{next((ln.strip() for ln in str(err).splitlines() if 'Unsupported' in ln), err)}"
+        ) from None
+    except Exception as err:
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        raise ModelFileError(
+            f"{path} is not a readable molddl model file (truncated, damaged or another "
+            f"format): {type(err).__name__}: {' '.join(lines[:3])}"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise ModelFileError(f"{path} is not a molddl model file")
@@ -65,6 +89,23 @@ def upgrade_config(config: dict) -> dict:
     if isinstance(inference, dict) and inference.get("kernel") == "compiled":
         config = {**config, "inference": {**inference, "kernel": "numba"}}
     return config
+
+
+@contextlib.contextmanager
+def entries_of(path: str | Path) -> Iterator[None]:
+    """Turn an error while building a model from a payload's entries into a
+    :class:`ModelFileError` naming ``path``: a crafted or damaged file gets one line."""
+    try:
+        yield
+    except ModelFileError:
+        raise
+    except KeyError as err:
+        raise ModelFileError(f"{path} is damaged: it has no {err} entry") from None
+    except (TypeError, ValueError, AttributeError, IndexError, RuntimeError) as err:
+        raise ModelFileError(
+            f"{path} is damaged: its stored config or preprocessing cannot be used "
+            f"({type(err).__name__}: {err})"
+        ) from None
 
 
 def load_weights(path: str | Path, module: torch.nn.Module, state: dict) -> None:

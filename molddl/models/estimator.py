@@ -185,11 +185,12 @@ class DualLabelModel(ConfiguredEstimator):
         """Load a model saved by :meth:`save`; the file is read with ``weights_only=True``, so
         loading never runs code from it."""
         payload = checkpoint.read(path)
-        model = cls(Config.from_dict(checkpoint.upgrade_config(payload["config"])))
-        model.preprocessor_ = Preprocessor.from_dict(payload["preprocessor"])
-        cfg, pre = model.config_, model.preprocessor_
-        model.net_ = DualTowerNet(cfg.model, pre.labels, pre.input_info)
-        model.marginal_ = MarginalNet(cfg.model, pre.labels, pre.input_info)
+        with checkpoint.entries_of(path):  # a damaged payload: an error naming the file
+            model = cls(Config.from_dict(checkpoint.upgrade_config(payload["config"])))
+            model.preprocessor_ = Preprocessor.from_dict(payload["preprocessor"])
+            cfg, pre = model.config_, model.preprocessor_
+            model.net_ = DualTowerNet(cfg.model, pre.labels, pre.input_info)
+            model.marginal_ = MarginalNet(cfg.model, pre.labels, pre.input_info)
         checkpoint.load_weights(path, model.net_, payload["net"])
         checkpoint.load_weights(path, model.marginal_, payload["marginal"])
         if payload.get("test_ids") is not None:

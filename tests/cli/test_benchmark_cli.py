@@ -24,7 +24,7 @@ def table(tmp_path_factory):
 def _run(table, experiment, out, *extra):
     args = [
         "benchmark", experiment, "--quick", "--seeds", "0", "1", "--output", str(out),
-        "--set", f"data.dataset={table}", "--set", "data.labels=[y1, y2]",
+        "--set", f"data.dataset={table}", "--set", "data.labels=[y1, y2]", "--set", "data.feature_columns=all",
         "--set", "data.missing_rate=0.4", "--set", "model.encoder=mlp", *extra,
     ]  # fmt: skip
     assert main(args) == 0
@@ -75,7 +75,7 @@ def test_a_rerun_with_other_settings_is_refused_not_mixed(table, tmp_path, capsy
     _run(table, "compare", out, "--methods", "DLL")
     args = [
         "benchmark", "compare", "--quick", "--seeds", "0", "--output", str(out),
-        "--set", f"data.dataset={table}", "--set", "data.labels=[y1, y2]",
+        "--set", f"data.dataset={table}", "--set", "data.labels=[y1, y2]", "--set", "data.feature_columns=all",
         "--set", "data.missing_rate=0.4", "--set", "model.encoder=mlp", "--methods", "DLL", "MT",
     ]  # fmt: skip
     assert main(args) == 2
@@ -96,7 +96,7 @@ def test_a_folder_from_before_a_config_key_existed_still_resumes(table, tmp_path
     assert (out / "cells" / "seed0.csv").stat().st_mtime_ns == stamp
     pd.testing.assert_frame_equal(first, again)
     args = ["benchmark", "compare", "--quick", "--seeds", "0", "--output", str(out),
-            "--set", f"data.dataset={table}", "--set", "data.labels=[y1, y2]",
+            "--set", f"data.dataset={table}", "--set", "data.labels=[y1, y2]", "--set", "data.feature_columns=all",
             "--set", "data.missing_rate=0.4", "--set", "model.encoder=mlp", "--methods", "DLL",
             "--set", "inference.cycles=fixed_point"]  # fmt: skip
     assert main(args) == 2  # another value than the default: refused

@@ -213,9 +213,12 @@ def test_csv_with_feature_columns_and_split(tmp_path):
     assert list(data.ids) == ["s1", "s2", "s3"]
     assert list(data.split) == ["train", "val", "test"]
     assert np.isnan(data.y[1, 1]) and np.isnan(data.y[2, 0])
-    # without feature columns named: every numeric non-label column is a feature
-    auto = load_table(path, ["y1", "y2"], id_column="id")
+    # feature_columns="all": every numeric column that is not a label, the id or the split
+    auto = load_table(path, ["y1", "y2"], feature_columns="all", id_column="id")
     assert auto.feature_names == ("f1", "f2")
+    # neither named: a table without SMILES is not silently taken as features
+    with pytest.raises(ValueError, match="no 'smiles' column.*data.feature_columns"):
+        load_table(path, ["y1", "y2"], id_column="id")
 
 
 def test_load_dataset_reads_a_csv_path(tmp_path):

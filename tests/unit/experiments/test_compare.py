@@ -69,7 +69,12 @@ def test_every_method_trains_within_the_same_total_epoch_budget(table):
     epochs each method ran are in the results."""
     cfg = Config.from_dict(
         {
-            "data": {"dataset": table, "labels": ["y1", "y2"], "missing_rate": 0.4},
+            "data": {
+                "dataset": table,
+                "labels": ["y1", "y2"],
+                "missing_rate": 0.4,
+                "feature_columns": "all",
+            },
             "model": {"encoder": "mlp", "hidden": 8, "layers": 1, "tower_hidden": 8},
             "train": {"max_epochs": 2, "marginal_epochs": 4, "patience": 50},
         }
