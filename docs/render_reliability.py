@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -39,10 +40,12 @@ def run_suite(report: Path) -> int:
     return subprocess.run(cmd, cwd=ROOT, env=env).returncode
 
 
-def _cell(text: str, limit: int = 220) -> str:
-    text = " ".join(str(text).split()).replace("|", "\\|")
-    for tmp in (tempfile.gettempdir(),):
-        text = text.replace(tmp + "/", "…/")
+#: a test's temporary folder (``/tmp/pytest-of-USER/pytest-N/test_name0/``) in a message
+TMP = re.compile(re.escape(tempfile.gettempdir()) + r"/pytest-of-[^/]+/pytest-\d+/[^/ ]+/")
+
+
+def _cell(text: str, limit: int = 240) -> str:
+    text = TMP.sub("…/", " ".join(str(text).split())).replace("|", "\\|")
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -81,8 +84,9 @@ def render(cases: list[dict]) -> str:
     for i, c in enumerate(sorted(cases, key=lambda c: (list(RISKS).index(c["risk"]), c["id"]))):
         held = "skipped" if c["skipped"] else ("yes" if c["held"] else "**no**")
         rc = "" if c["rc"] is None else str(c["rc"])
+        seen = c["message"] or ("ran as promised" if c["rc"] == 0 else "")
         lines.append(
-            f"| {i + 1} | {c['risk']} | {_cell(c['tried'])} | {rc} | {_cell(c['message'])} "
+            f"| {i + 1} | {c['risk']} | {_cell(c['tried'])} | {rc} | {_cell(seen)} "
             f"| {held} |"
         )
     lines += ["", "Test of each case: `tests/reliability/<file>::<test>`:", ""]

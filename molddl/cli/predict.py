@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 from molddl.cli.options import add_runtime_options, apply_runtime_overrides, config_path_beside
-from molddl.inference.screen import screen
+from molddl.inference.screen import Interrupted, check_output, screen
 from molddl.io import atomic_write_text
 from molddl.models.estimator import DualLabelModel
 
@@ -25,11 +29,14 @@ def register(sub: argparse._SubParsersAction) -> None:
             "labels are kept. Added columns: <label>_prob (binary labels), <label>_source "
             "(given / direct / alternate), iterations, converged and error (an invalid SMILES "
             "keeps its row, with an error and no prediction). Finished chunks are kept in "
-            "OUTPUT.parts/ until the end, so the same command resumes an interrupted run."
+            "OUTPUT.parts/ until the end, so the same command resumes an interrupted run "
+            "(Ctrl-C or SIGTERM); one run at a time writes OUTPUT (OUTPUT.lock)."
         ),
     )
     p.add_argument("--model", required=True, help="model file written by 'molddl train'")
-    p.add_argument("--input", required=True, help="CSV (or .csv.gz) of compounds to predict")
+    p.add_argument(
+        "--input", required=True, help="CSV (or .csv.gz) or Parquet file of compounds to predict"
+    )
     p.add_argument("--output", required=True, help="CSV to write (replaced atomically at the end)")
     p.add_argument(
         "--smiles-column",
@@ -52,7 +59,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM stops the run as Ctrl-C does (finished parts kept, workers shut down)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, _frame) -> None:
+        raise Interrupted(signum)
+
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def run(args: argparse.Namespace) -> int:
+    try:
+        with _sigterm_interrupts():
+            return _run(args)
+    except KeyboardInterrupt as err:  # one line, and the status a shell gives that signal
+        signum = err.signum if isinstance(err, Interrupted) else signal.SIGINT
+        note = err.note if isinstance(err, Interrupted) else ""
+        name = signal.Signals(signum).name
+        sys.stderr.write(f"molddl: interrupted ({name}){': ' + note if note else ''}\n")
+        return 128 + signum
+
+
+def _run(args: argparse.Namespace) -> int:
+    check_output(args.output, args.input, args.model)  # before the work of loading the model
     model = DualLabelModel.load(args.model)
     cfg = apply_runtime_overrides(model, args.overrides)
     output = screen(

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from molddl.cli.options import add_config_options, resolve_config
 from molddl.tuning import summary_markdown, tune
+from molddl.tuning.search import quiet_optuna_tracebacks
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = replace(cfg, tune=replace(cfg.tune, **given))
     if not getattr(args, "verbose", False):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        quiet_optuna_tracebacks()  # a failed trial's error is one line; -v shows its traceback
     total = cfg.tune.trials if args.trials is None else args.trials
     with tqdm(total=total, desc="trials", file=sys.stderr) as bar:
         study = tune(

@@ -5,10 +5,12 @@ Row numbers in error messages count data rows from 1 (the header is not a row).
 
 from __future__ import annotations
 
+import gzip
 import logging
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -62,34 +64,37 @@ def read_table(path: str | Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise ValueError(f"input file {path} is empty (no header, no rows)") from None
     except UnicodeDecodeError as err:
-        raise ValueError(
-            f"input file {path} is not UTF-8 text: byte {err.object[err.start]:#04x} at line "
-            f"{_line_of_byte(path, err)}; save it as UTF-8 (CSV) or Parquet"
-        ) from None
+        raise not_utf8_error(path, err) from None
     except (pd.errors.ParserError, OSError, ValueError, EOFError, zlib.error) as err:
         first = (str(err).splitlines() or [type(err).__name__])[0]
         raise ValueError(f"input file {path} cannot be read as a table: {first}") from None
-    _check_header(header, str(path))
+    check_header(header, str(path))
     if df.empty:
         raise ValueError(f"input file {path} has a header but no data rows")
     return df
 
 
-def _line_of_byte(path: Path, err: UnicodeDecodeError) -> str:
-    """The line (from 1, the header is line 1) holding the first byte that is not UTF-8,
-    found by decoding the file line by line; ``"?"`` for a compressed file."""
-    if path.suffix == ".gz":
-        return "?"
-    with open(path, "rb") as fh:
-        for number, line in enumerate(fh, start=1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError:
-                return str(number)
-    return "?"
+def not_utf8_error(path: Path, err: UnicodeDecodeError) -> ValueError:
+    """The error for ``path`` that ``err`` met decoding: the first line that is not UTF-8."""
+    opener: Any = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            for n, line in enumerate(fh, 1):  # no UTF-8 character holds a newline byte
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as bad:
+                    where = "the header" if n == 1 else f"data row {n - 1}"
+                    return ValueError(
+                        f"input file {path} is not UTF-8 text: line {n} ({where}) has the byte "
+                        f"0x{line[bad.start]:02x} at byte {bad.start + 1} of the line; save the "
+                        f"file as UTF-8"
+                    )
+    except (OSError, EOFError):
+        pass
+    return ValueError(f"input file {path} is not UTF-8 text ({err}); save the file as UTF-8")
 
 
-def _check_header(header: Sequence[str], source: str) -> None:
+def check_header(header: Sequence[str], source: str) -> None:
     """A ``ValueError`` naming a column name that the header holds twice: which of the two a
     setting means would be a guess."""
     seen: dict[str, int] = {}

@@ -6,16 +6,26 @@ that an interrupted run, started again with the same arguments, skips the finish
 ``manifest.json`` there records what the parts were computed from (input file, its size and
 modification time, chunk size, model file hash, inference settings); parts of another run are
 never reused. The output is written atomically when every chunk is done.
+
+The input is CSV (or .csv.gz) or Parquet (read in row batches; cells become text as in a
+CSV). One run at a time writes an output: a run holds an OS lock on ``<output>.lock`` (the
+kernel releases it when the process ends, however it ends) and a second run on the same
+output stops at once. The worker processes die with the run (:func:`process_pool`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import hashlib
 import json
 import logging
+import os
 import shutil
+import signal
 import sys
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from collections.abc import Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,7 +38,8 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from molddl._version import __version__
 from molddl.data.dataset import DualLabelDataset
 from molddl.data.featurizers import compute_features
-from molddl.data.loaders import dataset_from_frame
+from molddl.data.featurizers.base import process_pool
+from molddl.data.loaders import check_header, dataset_from_frame, not_utf8_error
 from molddl.io import atomic_write, atomic_write_text
 from molddl.models.estimator import DualLabelModel
 
@@ -36,6 +47,127 @@ logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 PART = "part-{:06d}.csv"
+#: the first line of a lock file, so that a file of the user's of that name is never taken
+LOCK_MARK = "molddl predict lock"
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or a signal (``signum``) stopped a screening run; ``note`` says what was kept."""
+
+    def __init__(self, signum: int = signal.SIGINT, note: str = "") -> None:
+        super().__init__(signum, note)
+        self.signum = int(signum)
+        self.note = note
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one file: the same path once links are resolved, or two
+    names of one file (a hard link)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist
+        return False
+
+
+def output_paths(output: str | Path) -> dict[str, Path]:
+    """The files a run writes for ``output``: the output, its parts folder, its lock and its
+    config (``<output>.config.yaml``, by ``molddl predict``)."""
+    output = Path(output)
+    return {
+        "output": output,
+        "parts": output.with_name(output.name + ".parts"),
+        "lock": output.with_name(output.name + ".lock"),
+        "config": output.with_name(output.name + ".config.yaml"),
+    }
+
+
+def check_output(
+    output: str | Path, input_path: str | Path, model_path: str | Path | None = None
+) -> None:
+    """Refuse an ``output`` that is a folder, or that is (or whose parts, lock or config file
+    is) the input or the model file: the run would replace the user's file."""
+    output = Path(output)
+    if output.is_dir():
+        raise ValueError(
+            f"--output {output} is a folder; give the CSV file to write in it, "
+            f"e.g. {output / 'predictions.csv'}"
+        )
+    if output.suffix.lower() in (".parquet", ".pq", ".gz", ".xlsx"):
+        raise ValueError(
+            f"--output {output}: predictions are written as plain CSV text, not as "
+            f"{output.suffix}; name the output .csv"
+        )
+    theirs = {"--input": Path(input_path)}
+    if model_path is not None:
+        theirs["--model"] = Path(model_path)
+    for kind, mine in output_paths(output).items():
+        for option, path in theirs.items():
+            if _same_file(mine, path):
+                what = "--output" if kind == "output" else f"the {kind} of --output {output},"
+                raise ValueError(
+                    f"{what} {mine} is the {option} file {path}: the run would replace it; "
+                    f"choose another --output"
+                )
+
+
+@contextlib.contextmanager
+def output_lock(output: str | Path) -> Iterator[Path]:
+    """Hold an exclusive lock on ``<output>.lock`` while writing ``output``.
+
+    A second holder stops at once (``ValueError`` naming the output). The lock is the
+    kernel's (``flock``): it goes with the process however that ends, so the file a killed
+    run leaves never blocks; it is removed when the run ends. Creating it first also proves
+    that the output folder (made if missing) takes files, before any work.
+    """
+    import fcntl  # POSIX only, like the rest of the screening run's process handling
+
+    output = Path(output)
+    path = output_paths(output)["lock"]
+    folder = path.parent
+    for _ in range(20):  # a run that ends removes the file: lock the one that stays
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:  # read-only, not a folder, full...: before any work
+            raise ValueError(
+                f"cannot write {output.name} in the folder {folder}: {err.strerror or err}"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ValueError(
+                f"another molddl predict is writing {output} (it holds {path}); wait for it "
+                f"to end or choose another --output"
+            ) from None
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    else:  # pragma: no cover - 20 runs in a row ending just as this one locks
+        raise ValueError(f"could not lock {path}; try again")
+    try:
+        with os.fdopen(os.dup(fd), "r+") as fh:
+            text = fh.read()
+            if text and not text.startswith(LOCK_MARK):
+                raise ValueError(
+                    f"{path} exists and is not molddl's lock file; move it or choose another "
+                    f"--output"
+                )
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"{LOCK_MARK}\npid {os.getpid()}\n")
+        try:
+            yield path
+        finally:  # while still locked: a run waiting on this file then locks a new one
+            path.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
 
 
 def model_inputs(
@@ -80,6 +212,117 @@ def _sha256(path: Path) -> str:
 def _read_csv(source: str | Path | IO[bytes], **kwargs) -> pd.DataFrame:
     """Cells as text (passed through unchanged); only an empty cell is missing."""
     return pd.read_csv(source, dtype=str, keep_default_na=False, na_values=[""], **kwargs)
+
+
+def _is_parquet(path: Path) -> bool:
+    """A Parquet file: by its name, else by its first bytes (``PAR1``)."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return True
+    with open(path, "rb") as fh:
+        return fh.read(4) == b"PAR1"
+
+
+class _Table:
+    """The input table, read a chunk of rows at a time: CSV (or .csv.gz), or Parquet (cells
+    as text, as in a CSV: only a null or empty cell is missing)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.parquet = _is_parquet(path)
+        self.compression = "gzip" if path.suffix == ".gz" else None
+
+    def columns(self) -> list[str]:
+        """The column names; an empty table is an error."""
+        if self.parquet:
+            pf = self._parquet()
+            if pf.metadata.num_rows == 0:
+                raise ValueError(f"input file {self.path} is a Parquet file without rows")
+            check_header(pf.schema_arrow.names, str(self.path))
+            return list(pf.schema_arrow.names)
+        try:
+            head = _read_csv(self.path, nrows=1, compression=self.compression)
+        except pd.errors.EmptyDataError:
+            raise ValueError(f"input file {self.path} is empty (no header, no rows)") from None
+        except UnicodeDecodeError as err:
+            raise not_utf8_error(self.path, err) from None
+        except (EOFError, gzip.BadGzipFile) as err:
+            raise ValueError(f"input file {self.path} is not readable gzip: {err}") from None
+        if head.empty:
+            raise ValueError(f"input file {self.path} has a header but no data rows")
+        raw = pd.read_csv(self.path, nrows=1, header=None, dtype=str, compression=self.compression)
+        check_header(list(raw.iloc[0]), str(self.path))  # read_csv renames a repeat "name.1"
+        return list(head.columns)
+
+    def progress(self) -> tuple[int, str]:
+        """The bar's total and unit: bytes of a CSV, rows of a Parquet file."""
+        if self.parquet:
+            return self._parquet().metadata.num_rows, "rows"
+        return self.path.stat().st_size, "B"
+
+    def chunks(self, chunk_size: int) -> Generator[tuple[pd.DataFrame, int], None, None]:
+        """Chunks of at most ``chunk_size`` rows, each with the progress made (bytes or rows)."""
+        if self.parquet:
+            yield from self._parquet_chunks(chunk_size)
+            return
+        with (
+            open(self.path, "rb") as fh,
+            _read_csv(fh, chunksize=chunk_size, compression=self.compression) as reader,
+        ):
+            while True:
+                try:
+                    chunk = next(reader)
+                except StopIteration:
+                    return
+                except UnicodeDecodeError as err:
+                    raise not_utf8_error(self.path, err) from None
+                except (EOFError, gzip.BadGzipFile) as err:
+                    raise ValueError(
+                        f"input file {self.path} is not readable gzip: {err}"
+                    ) from None
+                yield chunk, fh.tell()
+
+    def _parquet(self):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.ParquetFile(self.path)
+        except (pa.ArrowException, OSError) as err:
+            raise ValueError(
+                f"input file {self.path} is not a readable Parquet file: {err}"
+            ) from None
+
+    def _parquet_chunks(self, chunk_size: int) -> Generator[tuple[pd.DataFrame, int], None, None]:
+        import pyarrow as pa
+
+        batches = self._parquet().iter_batches(batch_size=chunk_size)
+        rows = 0
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except (pa.ArrowException, OSError) as err:
+                raise ValueError(
+                    f"input file {self.path}: Parquet rows after {rows} are unreadable: {err}"
+                ) from None
+            rows += batch.num_rows
+            yield _as_text(batch), rows
+
+
+def _as_text(batch) -> pd.DataFrame:
+    """A Parquet record batch as :func:`_read_csv` reads a CSV: every cell as text (``str()``
+    of the value, as ``DataFrame.to_csv`` would write it), a null or empty cell missing."""
+    frame = batch.to_pandas(ignore_metadata=True, integer_object_nulls=True, date_as_object=True)
+
+    def text(value: Any) -> str:
+        if isinstance(value, bytes):
+            return value.decode("utf-8", errors="backslashreplace")
+        return value if isinstance(value, str) else str(value)
+
+    for column in frame.columns:
+        frame[column] = frame[column].astype(object).map(text, na_action="ignore")
+    return frame.where(frame.notna() & (frame != ""), np.nan)
 
 
 def _open_parts(parts: Path, manifest: dict) -> set[int]:
@@ -154,7 +397,7 @@ class _Lookahead:
         self.featurizer = model.preprocessor_.make_featurizer()
         self.workers = workers
         on = self.featurizer is not None and workers > 1
-        self.pool = ProcessPoolExecutor(max_workers=workers) if on else None
+        self.pool = process_pool(workers) if on else None  # workers die with this process
         self.thread = ThreadPoolExecutor(max_workers=1) if on else None
         if self.pool is not None:  # start the workers now, from this thread, not later from
             list(self.pool.map(abs, range(workers)))  # the background one while torch runs
@@ -196,7 +439,8 @@ def screen(
     chunk_size: int = 20000,
     workers: int = 1,
 ) -> Path:
-    """Write ``input_path`` (CSV or .csv.gz) to ``output`` with every unknown label predicted.
+    """Write ``input_path`` (CSV, .csv.gz or Parquet) to ``output`` (CSV) with every unknown
+    label predicted.
 
     Parameters
     ----------
@@ -211,21 +455,25 @@ def screen(
     workers
         Processes that featurize molecules; with more than one, the model runs on the cores
         they leave (at least one thread).
+
+    Raises
+    ------
+    ValueError
+        For an output that is the input or the model file (:func:`check_output`) or a
+        folder, an output another run is writing (:func:`output_lock`) or that cannot be
+        written, and for input that is not UTF-8 CSV or readable Parquet.
+    Interrupted
+        On Ctrl-C (or a signal a caller turns into it), with the finished parts kept.
     """
     if chunk_size < 1 or workers < 1:
         raise ValueError("--chunk-size and --workers must be at least 1")
     input_path, output = Path(input_path), Path(output)
     if not input_path.is_file():
         raise FileNotFoundError(f"input file {input_path} does not exist")
-    compression = "gzip" if input_path.suffix == ".gz" else None
-    try:
-        head = _read_csv(input_path, nrows=1, compression=compression)
-    except pd.errors.EmptyDataError:
-        raise ValueError(f"input file {input_path} is empty (no header, no rows)") from None
-    if head.empty:
-        raise ValueError(f"input file {input_path} has a header but no data rows")
+    check_output(output, input_path, model_path)
+    table = _Table(input_path)
     cfg = model.config_
-    inputs = model_inputs(model, list(head.columns), smiles_column, str(input_path))
+    inputs = model_inputs(model, table.columns(), smiles_column, str(input_path))
     stat = input_path.stat()
     manifest = {
         "input": str(input_path.resolve()),
@@ -238,22 +486,40 @@ def screen(
         "inference": cfg.to_dict()["inference"],
         "device": cfg.device,
     }
-    parts_dir = output.with_name(output.name + ".parts")
-    done = _open_parts(parts_dir, manifest)
+    parts_dir = output_paths(output)["parts"]
+    with output_lock(output):
+        done = _open_parts(parts_dir, manifest)
+        parts = _screen_chunks(model, table, parts_dir, done, inputs, chunk_size, workers)
+        _concatenate(parts, output)
+        shutil.rmtree(parts_dir)
+    return output
+
+
+def _screen_chunks(
+    model: DualLabelModel,
+    table: _Table,
+    parts_dir: Path,
+    done: set[int],
+    inputs: dict[str, Any],
+    chunk_size: int,
+    workers: int,
+) -> list[Path]:
+    """Predict every chunk of ``table`` not ``done`` into its part; returns every part."""
     parts: list[Path] = []
+    source = str(table.path)
+    total, unit = table.progress()
     with (
-        open(input_path, "rb") as fh,
         tqdm(
-            total=stat.st_size,
-            unit="B",
+            total=total,
+            unit=unit,
             unit_scale=True,
             desc="predict",
             file=sys.stderr,
             disable=None,  # no bar when stderr is not a terminal
         ) as bar,
         logging_redirect_tqdm(),
+        contextlib.closing(table.chunks(chunk_size)) as chunks,
     ):
-        reader = _read_csv(fh, chunksize=chunk_size, compression=compression)
         ahead = _Lookahead(model, workers)
         threads = torch.get_num_threads()
         if ahead.pool is not None:
@@ -264,35 +530,34 @@ def screen(
         pending: tuple | None = None  # (part, chunk, data, features) of the chunk in flight
 
         def finish(part, chunk, data, features) -> None:
-            table = _predict_chunk(
+            predicted = _predict_chunk(
                 model, chunk, data, workers, None if features is None else features.result()
             )
-            atomic_write(part, lambda out: table.to_csv(out, index=False))
+            atomic_write(part, lambda out: predicted.to_csv(out, index=False))
 
         try:
-            for i, chunk in enumerate(reader):
+            end = 0  # rows read so far (a Parquet batch may hold fewer than chunk_size)
+            for i, (chunk, progress) in enumerate(chunks):
                 part = parts_dir / PART.format(i)
                 parts.append(part)
-                bar.update(fh.tell() - bar.n)  # bytes read so far
+                bar.update(progress - bar.n)
+                first_row, end = end, end + len(chunk)
                 if i in done:
                     continue
-                data = _chunk_dataset(model, chunk, i * chunk_size, inputs, str(input_path))
+                data = _chunk_dataset(model, chunk, first_row, inputs, source)
                 queued = (part, chunk, data, ahead.submit(data))
                 if pending is not None:
                     finish(*pending)
                 pending = queued
             if pending is not None:
                 finish(*pending)
-        except KeyboardInterrupt:
-            logger.warning(
-                "interrupted: %d finished part(s) kept in %s; run the same command to resume",
-                len(list(parts_dir.glob("part-*.csv"))),
-                parts_dir,
+        except KeyboardInterrupt as err:
+            note = (
+                f"{len(list(parts_dir.glob('part-*.csv')))} finished part(s) kept in "
+                f"{parts_dir}; run the same command to resume"
             )
-            raise
+            raise Interrupted(getattr(err, "signum", signal.SIGINT), note) from None
         finally:
             ahead.close()
             torch.set_num_threads(threads)
-    _concatenate(parts, output)
-    shutil.rmtree(parts_dir)
-    return output
+    return parts

@@ -6,8 +6,10 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import sys
 import time
 from collections.abc import Callable
+from multiprocessing.queues import SimpleQueue
 from pathlib import Path
 
 import optuna
@@ -17,13 +19,16 @@ from molddl.config import Config
 from molddl.tuning.objective import Objective
 from molddl.tuning.report import write_reports
 from molddl.tuning.study import (
+    StudyError,
     check_metric,
+    create_or_load_study,
     join_study,
     n_finished,
     open_storage,
     storage_url,
-    study_direction,
+    with_retries,
 )
+from molddl.workers import die_with_parent
 
 logger = logging.getLogger(__name__)
 
@@ -31,28 +36,72 @@ logger = logging.getLogger(__name__)
 LOSS_WEIGHTS = ("train.alpha1", "train.alpha2", "train.beta1", "train.beta2", "train.gamma")
 
 
+class WorkerError(ValueError):
+    """A worker process stopped on an error of the user's input (a data file, a config
+    value): its one-line message, raised again in the process that spawned the workers."""
+
+
+#: errors of the user's input: a worker reports their message to the parent instead of a
+#: traceback (the errors ``molddl`` prints as one line)
+USER_ERRORS = (ValueError, FileNotFoundError, KeyError)
+
+
+class QuietTracebacks(logging.Filter):
+    """Drop the traceback of a log record: Optuna logs a failed trial with its traceback,
+    which the user sees as a crash even when the error is a one-line error of the input
+    (``molddl tune -v`` keeps them)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_optuna_tracebacks() -> None:
+    """Install :class:`QuietTracebacks` on the handlers of Optuna's logger (its records do
+    not propagate to the root logger)."""
+    optuna.logging.get_verbosity()  # sets up Optuna's logger and its handler
+    for handler in logging.getLogger("optuna").handlers:
+        if not any(isinstance(f, QuietTracebacks) for f in handler.filters):
+            handler.addFilter(QuietTracebacks())
+
+
 def _optimize(
     cfg: Config,
     url: str,
     n_trials: int,
-    worker: int,
-    seed_offset: int,
     callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] | None = None,
 ) -> None:
-    """Join the study and run ``n_trials`` trials with a sampler seeded by
-    ``cfg.seed + seed_offset + worker``."""
-    study = join_study(cfg, url, seed=cfg.seed + seed_offset + worker)
-    study.optimize(Objective(cfg), n_trials=n_trials, callbacks=callbacks)
+    """Load the data, join the study and run ``n_trials`` trials; the sampler seeds trial
+    ``n`` from ``cfg.seed + n``, so every process and worker samples its own points
+    (:class:`~molddl.tuning.study.TrialSeededTPESampler`)."""
+    objective = Objective(cfg)
+    objective.splits()  # a data error stops the run before a trial is recorded as failed
+    study = join_study(cfg, url, seed=cfg.seed)
+    study.optimize(objective, n_trials=n_trials, callbacks=callbacks)
 
 
 def _worker(
-    cfg_dict: dict, url: str, n_trials: int, worker: int, seed_offset: int, threads: int
+    cfg_dict: dict,
+    url: str,
+    n_trials: int,
+    threads: int,
+    errors: SimpleQueue,
+    quiet: bool,
 ) -> None:
-    """Entry point of a spawned worker process."""
+    """Entry point of a spawned worker process; an error of the input goes to ``errors``
+    (for the parent to report as one line) and ends the worker with status 2."""
+    die_with_parent()  # its running trial stays RUNNING; tune.heartbeat retries it
     logging.basicConfig(level=logging.WARNING)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if quiet:
+        quiet_optuna_tracebacks()
     torch.set_num_threads(threads)
-    _optimize(Config.from_dict(cfg_dict), url, n_trials, worker, seed_offset)
+    try:
+        _optimize(Config.from_dict(cfg_dict), url, n_trials)
+    except USER_ERRORS as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        errors.put(str(msg))
+        sys.exit(2)
 
 
 def _shares(n_trials: int, workers: int) -> list[int]:
@@ -81,7 +130,8 @@ def tune(
         Trials to add to the study; ``None`` takes ``cfg.tune.trials``; ``0`` only writes the
         reports of the study as it stands.
     workers
-        Processes (spawned) that share the trials; each joins the study by name and storage.
+        Processes (spawned) that share the trials; each joins the study by name and storage,
+        and ends when this process does.
     progress
         Called with the number of trials that just finished (for a progress bar).
 
@@ -94,6 +144,15 @@ def tune(
     ------
     ConfigError
         ``tune.metric`` is not ``val_loss`` or ``val_<metric>`` of the metric registry.
+    StudyError
+        The storage does not open, or the study there cannot be continued (another
+        direction, ``--trials 0`` and no study).
+    WorkerError
+        A worker stopped on an error of the input, e.g. its data file.
+
+    Other ``molddl tune`` processes may run on the same study at the same time: creating the
+    study is safe against them, and every trial is sampled from ``cfg.seed`` and its trial
+    number, which the storage makes unique (:mod:`molddl.tuning.study`).
     """
     check_metric(cfg.tune.metric)
     if workers < 1:
@@ -106,9 +165,9 @@ def tune(
     if n_trials == 0:  # the reports of the study as it stands, e.g. after a killed run
         url = storage_url(cfg, output_dir)
         try:
-            study = optuna.load_study(study_name=cfg.tune.study, storage=open_storage(url))
+            study = _load(cfg, url)
         except KeyError:
-            raise ValueError(
+            raise StudyError(
                 f"no study {cfg.tune.study!r} in {url}: nothing to report (--trials 0)"
             ) from None
         write_reports(study, cfg, output_dir)
@@ -119,48 +178,63 @@ def tune(
             "weights; prefer a val_<metric> such as val_mae or val_roc_auc to tune them"
         )
     url = storage_url(cfg, output_dir)
-    study = optuna.create_study(
-        study_name=cfg.tune.study,
-        storage=open_storage(url),
-        direction=study_direction(cfg.tune.metric),
-        load_if_exists=True,
-    )
-    if study.direction.name.lower() != study_direction(cfg.tune.metric):
-        raise ValueError(
-            f"study {cfg.tune.study!r} in {url} was created to {study.direction.name.lower()}, "
-            f"but tune.metric {cfg.tune.metric} needs {study_direction(cfg.tune.metric)}"
-        )
-    seed_offset = len(study.trials)
+    study = create_or_load_study(cfg, url, output_dir)
     logger.info(
         "study %r in %s: %d earlier trials, %d more on %d worker(s)",
-        cfg.tune.study, url, seed_offset, n_trials, workers,
+        cfg.tune.study, url, len(study.trials), n_trials, workers,
     )  # fmt: skip
     shares = _shares(n_trials, workers)
     if len(shares) == 1:
         report = [lambda s, t: progress(1)] if progress else None
-        _optimize(cfg, url, n_trials, 0, seed_offset, report)
+        _optimize(cfg, url, n_trials, report)
     else:
-        _run_workers(cfg, url, shares, seed_offset, study, progress)
-    study = optuna.load_study(study_name=cfg.tune.study, storage=open_storage(url))
+        _run_workers(cfg, url, shares, study, progress)
+    study = _load(cfg, url)
     write_reports(study, cfg, output_dir)
     return study
+
+
+def _load(cfg: Config, url: str) -> optuna.Study:
+    """The study ``cfg.tune.study`` as it stands in ``url``."""
+    storage = open_storage(url)
+    return with_retries(
+        f"load the study {cfg.tune.study!r}",
+        url,
+        lambda: optuna.load_study(study_name=cfg.tune.study, storage=storage),
+    )
 
 
 def _run_workers(
     cfg: Config,
     url: str,
     shares: list[int],
-    seed_offset: int,
     study: optuna.Study,
     progress: Callable[[int], None] | None,
 ) -> None:
-    """Spawn one process per share; report finished trials while they run."""
+    """Spawn one process per share; report finished trials while they run.
+
+    A worker ends when this process does (:func:`molddl.workers.die_with_parent`), so killing
+    ``molddl tune`` leaves no worker behind.
+
+    Raises
+    ------
+    WorkerError
+        A worker stopped on an error of the input (its message).
+    RuntimeError
+        A worker failed otherwise (its traceback is in the log).
+    """
     ctx = mp.get_context("spawn")
     threads = max(1, (os.cpu_count() or 1) // len(shares))
+    errors = ctx.SimpleQueue()
+    quiet = any(  # the workers log a failed trial as this process does
+        isinstance(f, QuietTracebacks)
+        for handler in logging.getLogger("optuna").handlers
+        for f in handler.filters
+    )
     procs = [
         ctx.Process(
             target=_worker,
-            args=(cfg.to_dict(), url, n, k, seed_offset, threads),
+            args=(cfg.to_dict(), url, n, threads, errors, quiet),
             name=f"molddl-tune-{k}",
         )
         for k, n in enumerate(shares)
@@ -180,6 +254,12 @@ def _run_workers(
             p.join()
     if progress and n_finished(study) > done:
         progress(n_finished(study) - done)
+    messages = []
+    while not errors.empty():
+        messages.append(errors.get())
+    errors.close()
+    if messages:
+        raise WorkerError(messages[0])
     failed = [p.name for p in procs if p.exitcode != 0]
     if failed:
         raise RuntimeError(

@@ -58,9 +58,10 @@ class Result:
 
     @property
     def message(self) -> str:
-        """The error line(s) molddl printed (``molddl: error: ...``), else the last line."""
+        """The line(s) molddl printed for the user (``molddl: error: ...``); for a failed run
+        without one, the last line of stderr (a traceback's)."""
         lines = [ln for ln in self.err.splitlines() if ln.startswith("molddl:")]
-        if lines:
+        if lines or self.rc == 0:
             return " / ".join(lines)
         tail = [ln for ln in self.err.splitlines() if ln.strip()]
         return tail[-1] if tail else ""

@@ -60,7 +60,7 @@ def test_non_utf8(cli, tox_tables, tmp_path):
     text = tox_tables["train"].read_bytes().split(b"\n")
     text[5] = text[5].replace(b",", b"\xe9,", 1)  # line 6 of the file
     path.write_bytes(b"\n".join(text))
-    _refused(cli, path, tmp_path, str(path), "not UTF-8", "line 6")
+    _refused(cli, path, tmp_path, str(path), "not UTF-8", "line 6 (data row 5)")
 
 
 @pytest.mark.case(risk="traceback", tried="train on a gzip file named .csv.gz that is damaged")

@@ -9,6 +9,7 @@ fingerprint featurizers (:mod:`molddl.data.featurizers.fingerprints`) return Num
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any, ClassVar
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from molddl.data.featurizers.store import GraphStore
+from molddl.workers import die_with_parent
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,34 @@ def parse_smiles(smiles: str):
     return mol
 
 
+def worker_init() -> None:
+    """Initializer of molddl's featurization workers: a worker dies with the process that
+    started it (:func:`molddl.workers.die_with_parent`; a killed ``molddl predict`` leaves no
+    orphan behind) and leaves Ctrl-C to it (the parent shuts the pool down; no traceback from
+    each worker)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler, if inherited
+    die_with_parent()
+
+
+def process_pool(n_jobs: int) -> ProcessPoolExecutor:
+    """A pool of ``n_jobs`` worker processes that die with this one (:func:`worker_init`);
+    start it from the main thread."""
+    return ProcessPoolExecutor(max_workers=n_jobs, initializer=worker_init)
+
+
+def _map(fn, chunks: list, n_jobs: int, pool: Executor | None) -> list:
+    """``[fn(c) for c in chunks]`` in ``pool``, else in a pool of ``n_jobs`` of its own that an
+    exception (Ctrl-C) shuts down at once, without computing the chunks still queued."""
+    if pool is not None:
+        return list(pool.map(fn, chunks))
+    own = process_pool(n_jobs)
+    try:
+        return list(own.map(fn, chunks))
+    finally:
+        own.shutdown(cancel_futures=True)
+
+
 #: every featurizer class by its ``name``, for :func:`featurizer_from_dict`: a subclass that
 #: sets ``name`` itself registers on definition (importing :mod:`molddl.data.featurizers`
 #: defines the built-in ones)
@@ -74,22 +104,25 @@ class Featurizer:
                     f"{taken.__module__}.{taken.__qualname__}"
                 )
 
-    def featurize(self, smiles: Sequence[str], n_jobs: int = 1) -> list[Any]:
+    def featurize(
+        self, smiles: Sequence[str], n_jobs: int = 1, pool: Executor | None = None
+    ) -> list[Any]:
         """Featurize every SMILES; an invalid one gives ``None`` at its position.
 
-        ``n_jobs > 1`` spreads large inputs over worker processes.
+        ``n_jobs > 1`` spreads large inputs over worker processes (``pool``: an open pool of
+        ``n_jobs`` workers to use instead of starting one).
         """
         smiles = list(smiles)
         if n_jobs > 1 and len(smiles) >= 4 * 256:
             if self.output == "graph":  # graphs travel between processes as one store
-                valid, store = self.featurize_graphs(smiles, n_jobs)
+                valid, store = self.featurize_graphs(smiles, n_jobs, pool)
                 if store is None:  # no valid SMILES
                     return [None] * len(smiles)
                 graphs = iter(range(int(valid.sum())))
                 return [store[next(graphs)] if ok else None for ok in valid]
             chunks = [smiles[i : i + 512] for i in range(0, len(smiles), 512)]
-            with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-                return [out for part in pool.map(self._featurize_many, chunks) for out in part]
+            parts = _map(self._featurize_many, chunks, n_jobs, pool)
+            return [out for part in parts for out in part]
         return self._featurize_many(smiles)
 
     def featurize_graphs(
@@ -110,11 +143,7 @@ class Featurizer:
         if n_jobs > 1 and len(smiles) >= 4 * 256:
             size = min(2048, -(-len(smiles) // (4 * n_jobs)))  # >= 4 chunks per worker
             chunks = [smiles[i : i + size] for i in range(0, len(smiles), size)]
-            if pool is not None:
-                parts = list(pool.map(self._graph_chunk, chunks))
-            else:
-                with ProcessPoolExecutor(max_workers=n_jobs) as own:
-                    parts = list(own.map(self._graph_chunk, chunks))
+            parts = _map(self._graph_chunk, chunks, n_jobs, pool)
         else:
             parts = [self._graph_chunk(smiles)]
         valid = np.concatenate([p[0] for p in parts])

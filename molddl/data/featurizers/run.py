@@ -81,12 +81,15 @@ def compute_features(
     featurizer: Featurizer, smiles: np.ndarray, n_jobs: int = 1, pool: Executor | None = None
 ) -> dict[str, torch.Tensor]:
     """The features of ``smiles`` as :func:`featurize_dataset` stores them (``valid`` mask,
-    then the graph store's tensors or ``X``); pass them back as its ``features``."""
+    then the graph store's tensors or ``X``); pass them back as its ``features``.
+
+    ``pool``: an open pool of ``n_jobs`` worker processes to use
+    (:func:`~molddl.data.featurizers.base.process_pool`), else one is started when needed."""
     if featurizer.output == "graph":
         valid, store = featurizer.featurize_graphs(list(smiles), n_jobs=n_jobs, pool=pool)
         out: dict[str, torch.Tensor] = {"valid": torch.from_numpy(valid)}
         return out if store is None else {**out, **store.to_dict()}
-    feats = featurizer.featurize(list(smiles), n_jobs=n_jobs)
+    feats = featurizer.featurize(list(smiles), n_jobs=n_jobs, pool=pool)
     valid = np.array([f is not None for f in feats], dtype=bool)
     kept = [f for f in feats if f is not None]
     out = {"valid": torch.from_numpy(valid)}
@@ -141,8 +144,11 @@ def featurize_dataset(
     if stored is None:
         stored = compute_features(featurizer, data.smiles, n_jobs)
         if use_cache:
-            with atomic_path(path) as tmp:
-                torch.save(stored, tmp)
+            try:
+                with atomic_path(path) as tmp:
+                    torch.save(stored, tmp)
+            except (OSError, RuntimeError) as err:  # torch: a short write is a RuntimeError
+                logger.warning("cannot write the feature cache %s (%s); going on", path, err)
     valid = stored["valid"].numpy()
     invalid = [
         InvalidSmiles(
