@@ -80,3 +80,22 @@ def test_full_disk_while_saving(cli_proc, tox_tables, earlier_run, tmp_path):
     assert "File too large" in result.message
     assert snapshot(run / "model.pt", run / "config.yaml") == before
     assert not [p for p in run.rglob("*.tmp")]
+
+
+@pytest.mark.case(risk="data-loss", tried="predict on a disk that fills up while writing")
+def test_full_disk_while_predicting(cli_proc, tiny_model, tox_tables, tmp_path):
+    inputs = tmp_path / "screen.csv"
+    inputs.write_bytes(tox_tables["screen"].read_bytes())
+    out = tmp_path / "preds.csv"
+    out.write_text("an earlier output the user keeps\n")
+    before = snapshot(inputs, tiny_model, out)
+    result = cli_proc(
+        "predict", "--model", tiny_model, "--input", inputs, "--output", out,
+        "--workers", "1", "--chunk-size", "20",
+        preexec_fn=limit_file_size(inputs.stat().st_size // 2),
+    )  # fmt: skip
+    assert result.rc == 1, result.err[-2000:]
+    assert "Traceback" not in result.err
+    assert "File too large" in result.message
+    assert snapshot(inputs, tiny_model, out) == before  # the earlier output is untouched too
+    assert not list(tmp_path.glob(".preds.csv.*.tmp"))
