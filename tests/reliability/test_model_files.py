@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from .conftest import molddl_env, snapshot
+from .conftest import TINY, molddl_env, snapshot
 
 
 def _predict(cli, model: Path, tox_tables, out: Path):
@@ -191,3 +191,19 @@ def test_cache_folder_cannot_be_created(cli_proc, tiny_model, tox_tables, tmp_pa
     assert result.rc == 0, result.err[-2000:]
     assert "Traceback" not in result.err
     assert len(pd.read_csv(tmp_path / "o.csv")) == len(pd.read_csv(inputs))
+
+
+@pytest.mark.case(
+    risk="traceback", tried="train with a feature cache folder that cannot be created"
+)
+def test_train_without_a_cache_folder(cli_proc, tox_tables, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder would go")
+    result = cli_proc(
+        "train", "--set", f"data.dataset={tox_tables['train']}",
+        "--set", "data.labels=[SR-ARE, SR-MMP]", *TINY, "--output", tmp_path / "run",
+        env=molddl_env(blocker / "cache"),
+    )  # fmt: skip
+    assert result.rc == 0, result.err[-2000:]
+    assert "cannot write the feature cache" in result.err
+    assert (tmp_path / "run" / "model.pt").exists()
