@@ -228,3 +228,16 @@ def test_all_smiles_invalid(cli, tox_tables, tmp_path):
     df["smiles"] = "not a molecule"
     df.to_csv(path, index=False)
     _refused(cli, path, tmp_path, "SMILES")
+
+
+@pytest.mark.case(risk="silent-wrong", tried="a test part where an assay has a single class")
+def test_an_undefined_metric_says_why(cli, tox_tables, tmp_path, caplog):
+    run = tmp_path / "run"
+    result = _train(cli, tox_tables["train"], run)
+    assert result.rc == 0, result.err[-2000:]
+    table = pd.read_csv(run / "test_metrics.csv")
+    undefined = table[table["metric"].eq("roc_auc") & table["value"].isna()]
+    assert len(undefined)  # the 300-row table's test part (seed 0) has no SR-MMP positive
+    for task, label in undefined[["task", "label"]].itertuples(index=False):
+        said = [r.getMessage() for r in caplog.records if r.getMessage().startswith(task)]
+        assert any(label in m and "need both classes" in m for m in said), (task, said)
