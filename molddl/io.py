@@ -22,6 +22,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as err:
+        if err.filename is not None or err.errno is None:
+            raise
+        # a failed write (a full disk) names no file; the user's is ``path``
+        raise OSError(err.errno, err.strerror, str(path)) from None
     finally:
         tmp_path.unlink(missing_ok=True)
 
