@@ -12,7 +12,8 @@ import threading
 from collections.abc import Iterator
 
 from molddl.cli.options import add_runtime_options, apply_runtime_overrides, config_path_beside
-from molddl.inference.screen import Interrupted, check_output, screen
+from molddl.inference.outputs import Interrupted, check_output
+from molddl.inference.screen import screen
 from molddl.io import atomic_write_text
 from molddl.models.estimator import DualLabelModel
 
