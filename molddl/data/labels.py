@@ -554,18 +554,16 @@ def infer_label_spec(name: str, values: np.ndarray, row_offset: int = 1) -> Labe
     v = values[~np.isnan(values)]
     if v.size == 0:
         raise ValueError(f"label column {name!r} has no present value (all missing)")
-    candidates = (
-        ("binary", "0/1", np.isin(values, (0.0, 1.0))),
-        ("multiclass", f"classes 0 to {MAX_INFERRED_CLASSES - 1}",
+    candidates = (  # (the spec if every value fits, what fits, which values fit)
+        (lambda: LabelSpec(name, "binary"), "0/1", np.isin(values, (0.0, 1.0))),
+        (lambda: LabelSpec(name, "multiclass", int(v.max()) + 1),
+         f"classes 0 to {MAX_INFERRED_CLASSES - 1}",
          (values == np.round(values)) & (values >= 0) & (values < MAX_INFERRED_CLASSES)),
     )  # fmt: skip
-    for kind, what, inside in candidates:
-        inside = inside & ~np.isnan(values)
-        n_in = int(inside.sum())
+    for spec, what, inside in candidates:
+        n_in = int(inside.sum())  # NaN fits neither
         if n_in == v.size:
-            if kind == "binary":
-                return LabelSpec(name, "binary")
-            return LabelSpec(name, "multiclass", int(v.max()) + 1)
+            return spec()
         if n_in >= (1 - STRAY_SHARE) * v.size:
             i = int(np.flatnonzero(~inside & ~np.isnan(values))[0])
             raise ValueError(
