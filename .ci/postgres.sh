@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Install (Debian package) and start a local PostgreSQL for the distributed-tuning test;
-# prints the database URL on success. Any failure prints nothing: the test then skips
-# with its reason.
+# prints the database URL on success. Any failure prints nothing (its log is in
+# $MOLDDL_CI_POSTGRES_LOG): .ci/run then stops under CI=true, else the test skips with its reason.
 set -u
-log=/tmp/molddl-ci-postgres.log
+log="${MOLDDL_CI_POSTGRES_LOG:-/tmp/molddl-ci-postgres.log}"
 {
   if ! command -v pg_ctlcluster >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql

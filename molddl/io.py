@@ -4,7 +4,10 @@ molddl's cache folders."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import secrets
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,14 +16,18 @@ from typing import IO
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically."""
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
+
+    The file gets the mode ``open()`` would give it: that of the file it replaces, else
+    ``0o666`` less the user's umask (not ``mkstemp``'s private ``0o600``).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _new_file_beside(path)
     try:
         yield tmp_path
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(tmp_path, stat.S_IMODE(os.stat(path).st_mode))
         os.replace(tmp_path, path)
     except OSError as err:
         if err.filename is not None or err.errno is None:
@@ -29,6 +36,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise OSError(err.errno, err.strerror, str(path)) from None
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _new_file_beside(path: Path) -> Path:
+    """A new empty file ``.<name>.<random>.tmp`` beside ``path``, created as ``open()``
+    creates files (mode ``0o666`` less the umask, which the system applies)."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(path))
 
 
 def atomic_write(path: str | Path, write: Callable[[IO], object], mode: str = "w") -> Path:

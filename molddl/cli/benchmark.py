@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tqdm import tqdm
-
 from molddl.cli.options import add_config_options, resolve_config
 from molddl.config import Config
 from molddl.experiments.ablation import ablation
@@ -15,6 +13,7 @@ from molddl.experiments.compare import compare
 from molddl.experiments.convergence import ITERATIONS, convergence
 from molddl.experiments.missing_rate import RATES, missing_rate
 from molddl.methods import METHODS
+from molddl.progress import Progress, quiet_trainings
 
 #: what --quick changes: a tiny model and budget, for a smoke run in tests
 QUICK = [
@@ -91,9 +90,11 @@ def run(args: argparse.Namespace) -> int:
     cfg: Config = resolve_config(args)
     if hasattr(args, "methods") and not args.methods:
         args.methods = list(cfg.methods)
+    cfg = quiet_trainings(cfg)
     name = args.benchmark_command
     n = len(args.seeds) * (len(args.rates) if name == "missing-rate" else 1)
-    with tqdm(total=n, desc=name, file=sys.stderr) as bar:
+    # a bar on a terminal; in a redirected log, a line per finished cell instead
+    with Progress(n, f"{name} cells", unit="cell") as bar:
         tick = lambda _: bar.update()  # noqa: E731
         if name == "compare":
             compare(cfg, args.seeds, args.output, args.methods, tick)

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from molddl.config import Config
+from molddl.cli.options import add_config_options, resolve_config
 from molddl.data.featurizers import parse_smiles
 from molddl.data.loaders import load_dataset
 from molddl.data.masking import mask_labels
@@ -21,20 +21,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     d = data_sub.add_parser(
         "describe",
         help="print the D12 / D1 / D2 / D0 partition of a dataset",
-        description="Print the partition table (SPEC §1), label statistics and input problems.",
+        description=(
+            "Print the partition table (SPEC §1), label statistics and input problems. With "
+            "--config or --set, the data settings are those 'molddl train' would use (e.g. "
+            "--set data.labels=a,b --set data.missing_rate=0.4); DATASET and --labels replace "
+            "the config's."
+        ),
     )
     d.add_argument(
         "dataset",
         nargs="?",
         help="tox21, higgs, mof, synthetic, or a path to a CSV / Parquet file",
     )
-    d.add_argument(
-        "--config", help="take dataset, labels, columns and missing rate from this YAML config"
-    )
+    add_config_options(d)  # --config, --set data.*, --data-dir: as 'molddl train' reads them
     d.add_argument("--labels", nargs="+", help="label columns (default: the dataset's pair)")
-    d.add_argument(
-        "--data-dir", help="folder holding the data files (default: $MOLDDL_DATA_DIR, then cache)"
-    )
     d.add_argument(
         "--missing-rate",
         type=float,
@@ -46,21 +46,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def describe(args: argparse.Namespace) -> int:
-    if getattr(args, "config", None):
-        cfg = Config.from_yaml(args.config).data
+    if getattr(args, "config", None) or getattr(args, "overrides", None):
+        cfg = resolve_config(args).data
         if args.dataset:
             cfg = dataclasses.replace(cfg, dataset=args.dataset)
         if args.labels:
             cfg = dataclasses.replace(cfg, labels=args.labels)
-        if args.data_dir:
-            cfg = dataclasses.replace(cfg, data_dir=args.data_dir)
         data = load_data(cfg, featurize=False)
         if not args.missing_rate and cfg.missing_rate:
             args.missing_rate = cfg.missing_rate
     elif args.dataset:
         data = load_dataset(args.dataset, labels=args.labels, data_dir=args.data_dir)
     else:
-        raise ValueError("name a dataset or give --config")
+        raise ValueError("name a dataset or give --config / --set data.dataset=...")
     out = sys.stdout
     kind = "molecules (SMILES)" if data.is_molecular else f"{len(data.feature_names)} features"
     out.write(f"dataset {data.name}: {len(data)} samples, {kind}\n")

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from molddl._version import __version__
+from molddl.config.validate import ConfigError
 
 #: command name -> module with ``register(subparsers)``; a command imports only its own
 #: module, so ``molddl predict`` does not pay for Optuna, matplotlib or the experiments
@@ -76,8 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_line(msg: object) -> str:
-    """``msg`` on one line: an error line stays one line in logs and shells."""
-    return " ".join(str(msg).split())
+    """``msg`` on one line: an error line stays one line in logs and shells. A config error
+    with several problems numbers them, ``(1) …; (2) …``."""
+    problems = msg.problems if isinstance(msg, ConfigError) else [msg]
+    lines = [" ".join(str(p).split()) for p in problems]
+    if len(lines) == 1:
+        return lines[0]
+    return f"{len(lines)} problems: " + "; ".join(f"({i}) {t}" for i, t in enumerate(lines, 1))
 
 
 if __name__ == "__main__":

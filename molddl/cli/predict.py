@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 
 from molddl.cli.options import add_runtime_options, apply_runtime_overrides, config_path_beside
+from molddl.inference import thresholds as cuts
 from molddl.inference.outputs import Interrupted, check_output
 from molddl.inference.screen import screen
 from molddl.io import atomic_write_text
@@ -23,22 +24,33 @@ def register(sub: argparse._SubParsersAction) -> None:
         "predict",
         help="predict every unknown label of a compound table (screening)",
         description=(
-            "Read a CSV of compounds (SMILES, optionally an id and the label columns with the "
+            "Read a table of compounds (SMILES, optionally an id and the label columns with the "
             "values you know; an empty cell or an absent label column is unknown) and write "
             "it back with every unknown label predicted: from the other label where that one "
             "is known (direct inference), else from both jointly (alternate inference). Known "
-            "labels are kept. Added columns: <label>_prob (binary labels), <label>_source "
-            "(given / direct / alternate), iterations, converged and error (an invalid SMILES "
-            "keeps its row, with an error and no prediction). Finished chunks are kept in "
+            "labels are kept. A binary label's column holds the given value, else the predicted "
+            "probability of class 1. Added columns: <label>_prob (the probability, empty on "
+            "given rows), <label>_class (the given value, else the hard 0/1 call at the "
+            "threshold chosen on the validation part when the model was trained, or at "
+            "--threshold), <label>_prob_<c> (multiclass), <label>_source (given / direct / "
+            "alternate), iterations, converged and error (an invalid SMILES keeps its row, "
+            "with an error and no prediction). Finished chunks are kept in "
             "OUTPUT.parts/ until the end, so the same command resumes an interrupted run "
             "(Ctrl-C or SIGTERM); one run at a time writes OUTPUT (OUTPUT.lock)."
         ),
     )
     p.add_argument("--model", required=True, help="model file written by 'molddl train'")
     p.add_argument(
-        "--input", required=True, help="CSV (or .csv.gz) or Parquet file of compounds to predict"
+        "--input",
+        required=True,
+        help="CSV (or .csv.gz), Parquet or SDF (or .sdf.gz) file of compounds to predict; an "
+        "SDF gives a row per record: its SMILES, sdf_record, sdf_title and its data items",
     )
-    p.add_argument("--output", required=True, help="CSV to write (replaced atomically at the end)")
+    p.add_argument(
+        "--output",
+        required=True,
+        help="CSV, or Parquet for a name ending .parquet, to write (replaced atomically at the end)",
+    )
     p.add_argument(
         "--smiles-column",
         help="SMILES column (default: the one the model was trained with, matched ignoring case)",
@@ -55,6 +67,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=os.cpu_count() or 1,
         help="processes that featurize molecules (default: the number of CPU cores); with "
         "more than one, the model runs on the cores they leave (at least one thread)",
+    )
+    p.add_argument(
+        "--threshold",
+        dest="thresholds",
+        action="append",
+        default=[],
+        metavar="[LABEL=]P",
+        help="decision threshold for the <label>_class column of every binary label (P) or "
+        "of one (LABEL=P), replacing the validation-chosen one (repeatable)",
     )
     add_runtime_options(p)
     p.set_defaults(run=run)
@@ -93,6 +114,10 @@ def _run(args: argparse.Namespace) -> int:
     check_output(args.output, args.input, args.model)  # before the work of loading the model
     model = DualLabelModel.load(args.model)
     cfg = apply_runtime_overrides(model, args.overrides)
+    given = cuts.parse(args.thresholds, model.preprocessor_.labels)
+    for name, at in cuts.merged(model.thresholds_, given).items():
+        where = ", ".join(f"{source} {t:.3g}" for source, t in at.items())
+        sys.stdout.write(f"{name}_class: predicted 1 at a probability >= threshold ({where})\n")
     output = screen(
         model,
         args.input,
@@ -101,6 +126,7 @@ def _run(args: argparse.Namespace) -> int:
         smiles_column=args.smiles_column,
         chunk_size=args.chunk_size,
         workers=args.workers,
+        thresholds=given,
     )
     atomic_write_text(config_path_beside(output), cfg.to_yaml())
     sys.stdout.write(f"predictions for {args.input} written to {output}\n")

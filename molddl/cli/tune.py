@@ -7,9 +7,9 @@ import sys
 from dataclasses import replace
 
 import optuna
-from tqdm import tqdm
 
 from molddl.cli.options import add_config_options, resolve_config
+from molddl.progress import Progress, quiet_trainings
 from molddl.tuning import summary_markdown, tune
 from molddl.tuning.search import quiet_optuna_tracebacks
 
@@ -62,8 +62,10 @@ def run(args: argparse.Namespace) -> int:
     if not getattr(args, "verbose", False):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         quiet_optuna_tracebacks()  # a failed trial's error is one line; -v shows its traceback
+    cfg = quiet_trainings(cfg)
     total = cfg.tune.trials if args.trials is None else args.trials
-    with tqdm(total=total, desc="trials", file=sys.stderr) as bar:
+    # a bar on a terminal; in a redirected log, a line per finished trial instead
+    with Progress(total, "trials", unit="trial") as bar:
         study = tune(
             cfg, args.output, n_trials=args.trials, workers=args.workers, progress=bar.update
         )

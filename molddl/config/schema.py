@@ -8,14 +8,25 @@ imports neither the models nor the metric registry, so reading a config stays ch
 from __future__ import annotations
 
 import re
+import typing
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 
+from molddl.config.shipped import is_bare_name, shipped_config, shipped_configs
 from molddl.config.space import TUNABLE_SECTIONS, ParamSpace, _check_space, _default_space
-from molddl.config.validate import ConfigError, _build, bounded, check_choice
+from molddl.config.validate import (
+    ConfigError,
+    _build,
+    _suggest,
+    bounded,
+    check_choice,
+    key_type,
+    list_item_type,
+)
 from molddl.methods import NAMES as METHOD_NAMES
 
 
@@ -104,6 +115,9 @@ class TrainConfig:
     progress_bar: bool = False
     log_dir: str | None = None
     """Where Lightning's CSV log of every loss term per epoch goes; ``None`` for no log."""
+    logger: Literal["csv", "tensorboard"] = "csv"
+    """``csv``: ``<log_dir>/<phase>/metrics.csv``, one row per epoch; ``tensorboard``: event
+    files there as well (needs the tensorboard package)."""
     devices: int = bounded(1, ge=1)
     """Processes (CPU) or GPUs for data-parallel training; more than 1 uses DDP."""
     num_nodes: int = bounded(1, ge=1)
@@ -193,19 +207,22 @@ class TuneConfig:
     ``dropout``)."""
 
     def __post_init__(self) -> None:
+        problems = []
         if self.heartbeat < 0:
-            raise ConfigError(
+            problems.append(
                 f"config key 'tune.heartbeat' must be 0 (off) or more seconds, got {self.heartbeat}"
             )
         if self.trials < 1:
-            raise ConfigError(f"config key 'tune.trials' must be at least 1, got {self.trials}")
+            problems.append(f"config key 'tune.trials' must be at least 1, got {self.trials}")
         if not self.study:
-            raise ConfigError("config key 'tune.study' may not be empty")
+            problems.append("config key 'tune.study' may not be empty")
         if self.storage is not None and not re.match(r"^[A-Za-z0-9+_.-]+://", self.storage):
-            raise ConfigError(
+            problems.append(
                 f"config key 'tune.storage': {self.storage!r} is not a database URL such as "
                 "sqlite:///study.db or postgresql://user@host/db"
             )
+        if problems:
+            raise ConfigError(*problems)
 
 
 @dataclass(slots=True)
@@ -223,10 +240,19 @@ class Config:
 
     def __post_init__(self) -> None:
         sections = {s: type(getattr(self, s)) for s in TUNABLE_SECTIONS}
+        errors = []
         for key, spec in self.tune.space.items():
-            _check_space(key, spec, sections)
+            try:
+                _check_space(key, spec, sections)
+            except ConfigError as err:
+                errors.append(err)
         for i, name in enumerate(self.methods):
-            check_choice(f"methods[{i}]", name, METHOD_NAMES)
+            try:
+                check_choice(f"methods[{i}]", name, METHOD_NAMES)
+            except ConfigError as err:
+                errors.append(err)
+        if errors:
+            raise ConfigError.of(errors)
 
     @classmethod
     def from_dict(cls, d: dict | None) -> Config:
@@ -234,9 +260,17 @@ class Config:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Config:
+        """The config of a YAML file, or of a shipped config by name (``"tox21"``: the
+        repository's ``configs/tox21.yaml``, whatever the working folder; see
+        :mod:`molddl.config.shipped`). A name is a string without a folder or a suffix; a
+        file of that name in the working folder is read instead."""
+        if is_bare_name(path) and not Path(path).is_file():
+            path = shipped_config(str(path))
         path = Path(path)
         if not path.exists():
-            raise ConfigError(f"config file {path} does not exist")
+            names = ", ".join(shipped_configs())
+            shipped = f" (shipped configs, by name: {names})" if names else ""
+            raise ConfigError(f"config file {path} does not exist{shipped}")
         with open(path) as fh:
             try:
                 raw = yaml.safe_load(fh)
@@ -252,18 +286,64 @@ class Config:
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
-    def override(self, assignments: list[str]) -> Config:
-        """Apply ``section.key=value`` overrides (values parsed as YAML)."""
+    def override(self, assignments: Sequence[str | tuple[str, Any]]) -> Config:
+        """Apply ``section.key=value`` overrides, or ``(section.key, value)`` pairs whose value
+        is taken as it is (the command-line flags that stand for a key).
+
+        A value is read as YAML (``0.01``, ``true``, ``[a, b]``); a key that takes a list also
+        takes its items separated by commas (``data.labels=a,b``). Every bad override is
+        reported at once, each naming its key.
+        """
         d = self.to_dict()
+        errors = []
         for item in assignments:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise ConfigError(f"override {item!r} must look like section.key=value")
-            node = d
-            parts = key.strip().split(".")
-            for p in parts[:-1]:
-                if not isinstance(node.get(p), dict):
-                    raise ConfigError(f"unknown config section {p!r} in override {item!r}")
-                node = node[p]
-            node[parts[-1]] = yaml.safe_load(value)
-        return Config.from_dict(d)
+            try:
+                key, value = item if isinstance(item, tuple) else _parse_assignment(item)
+                node = d
+                parts = key.strip().split(".")
+                for p in parts[:-1]:
+                    if not isinstance(node.get(p), dict):
+                        sections = [k for k, v in node.items() if isinstance(v, dict)]
+                        raise ConfigError(
+                            f"unknown config section {p!r}{_suggest(p, sections)} in override "
+                            f"{key}={value}"
+                        )
+                    node = node[p]
+                node[parts[-1]] = value
+            except ConfigError as err:
+                errors.append(err)
+        try:
+            cfg = Config.from_dict(d)
+        except ConfigError as err:
+            errors.append(err)
+        if errors:
+            raise ConfigError.of(errors)
+        return cfg
+
+
+def _parse_assignment(item: str) -> tuple[str, Any]:
+    """``section.key=value`` as the key and its value: YAML, or for a key that takes a list,
+    also items separated by commas (each read as YAML unless the list holds text)."""
+    key, sep, text = item.partition("=")
+    if not sep:
+        raise ConfigError(f"override {item!r} must look like section.key=value")
+    key = key.strip()
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        reason = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"config key {key!r}: {text!r} is not a valid value ({reason})") from None
+    item_type = list_item_type(key_type(Config, key.split(".")))
+    if item_type is None or not isinstance(value, str) or "," not in value:
+        return key, value
+    items = [part.strip() for part in value.split(",")]
+    if "" in items:
+        raise ConfigError(
+            f"config key {key!r}: {text!r} has an empty item; write the list as a,b or [a, b]"
+        )
+    if item_type is not str and typing.get_origin(item_type) is not Literal:
+        try:
+            return key, [yaml.safe_load(part) for part in items]
+        except yaml.YAMLError:
+            pass  # each item as text: the validator names the key of the one that is wrong
+    return key, items

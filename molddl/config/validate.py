@@ -1,5 +1,5 @@
-"""The generic validator: a dict in, typed dataclasses out, or a :class:`ConfigError` that
-names the key (``train.lr``) and what it allows.
+"""The generic validator: a dict in, typed dataclasses out, or one :class:`ConfigError` with
+every problem found, each naming its key (``train.lr``) and what it allows.
 
 It knows dataclasses, ``Literal``, unions, lists, dicts and the scalar types, not molddl's
 schema, so that the schema (:mod:`molddl.config.schema`) and anything checked at run time
@@ -18,7 +18,20 @@ from typing import Any, Literal
 
 
 class ConfigError(ValueError):
-    """A configuration key or value that molddl cannot use."""
+    """Configuration keys or values that molddl cannot use: one problem per line, each naming
+    its key. :attr:`problems` holds them one by one (the CLI joins them on one line)."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__(*problems)  # the problems, so that a pickled copy keeps them apart
+        self.problems: list[str] = list(problems)
+
+    def __str__(self) -> str:
+        return "\n".join(self.problems)
+
+    @classmethod
+    def of(cls, errors: Sequence[ConfigError]) -> ConfigError:
+        """One error holding every problem of ``errors``."""
+        return cls(*(p for err in errors for p in err.problems))
 
 
 def check_choice(key: str, value: Any, allowed: Sequence[Any]) -> Any:
@@ -55,17 +68,43 @@ _RELATIONS = {"ge": (">=", float.__ge__), "gt": (">", float.__gt__),
 
 
 def _check_bounds(f: Field, value: Any, key: str) -> None:
-    """A :class:`ConfigError` if ``value`` lies outside the range of ``bounded`` field ``f``."""
+    """A :class:`ConfigError` if ``value`` (or any number of a list) lies outside the range of
+    ``bounded`` field ``f``; one problem per number outside it."""
     bounds = f.metadata.get("bounds")
     if not bounds or value is None:
         return
     values = value if isinstance(value, list) else [value]
-    for v in values:
-        for name, limit in bounds.items():
-            symbol, holds = _RELATIONS[name]
-            if not holds(float(v), float(limit)):
-                allowed = " and ".join(f"{_RELATIONS[n][0]} {lim:g}" for n, lim in bounds.items())
-                raise ConfigError(f"config key {key!r} must be {allowed}, got {v!r}")
+    allowed = " and ".join(f"{_RELATIONS[n][0]} {lim:g}" for n, lim in bounds.items())
+    problems = [
+        f"config key {key!r} must be {allowed}, got {v!r}"
+        for v in values
+        if not all(_RELATIONS[name][1](float(v), float(lim)) for name, lim in bounds.items())
+    ]
+    if problems:
+        raise ConfigError(*problems)
+
+
+def key_type(cls: type, path: Sequence[str]) -> Any:
+    """The type hint of the key at ``path`` (``["data", "labels"]``) of the dataclass
+    ``cls``, or ``None`` where ``path`` names no key of it."""
+    tp: Any = cls
+    for name in path:
+        if not is_dataclass(tp):
+            return None
+        if name not in {f.name for f in fields(tp)}:
+            return None
+        tp = typing.get_type_hints(tp)[name]
+    return tp
+
+
+def list_item_type(tp: Any) -> Any:
+    """The item type of the list that ``tp`` (a key's type hint) takes, itself or as one
+    member of a union (``list[str] | None``); ``None`` if it takes no list."""
+    union = typing.get_origin(tp) in (typing.Union, types.UnionType)
+    for member in typing.get_args(tp) if union else (tp,):
+        if typing.get_origin(member) is list:
+            return typing.get_args(member)[0]
+    return None
 
 
 def _suggest(key: str, allowed: list[str]) -> str:
@@ -76,31 +115,65 @@ def _suggest(key: str, allowed: list[str]) -> str:
 
 def _build(cls: type, d: Any, prefix: str) -> Any:
     """An instance of the dataclass ``cls`` from the mapping ``d``; ``prefix`` (``train.``)
-    makes the keys in errors full paths."""
+    makes the keys in errors full paths.
+
+    Every problem is found before one :class:`ConfigError` reports them all: each unknown key,
+    each bad value (in nested sections too), then the checks of the dataclass itself
+    (``__post_init__``) on the values that passed, the others left at their defaults.
+    """
     if not isinstance(d, dict):
         raise ConfigError(
             f"config section {prefix.rstrip('.') or '<root>'} must be a mapping, got {d!r}"
         )
     hints = typing.get_type_hints(cls)
     allowed = [f.name for f in fields(cls)]
-    unknown = [k for k in d if k not in allowed]
-    if unknown:
-        k = unknown[0]
-        raise ConfigError(
+    errors = [
+        ConfigError(
             f"unknown config key {prefix + str(k)!r}{_suggest(str(k), allowed)}; "
             f"allowed keys: {', '.join(allowed)}"
         )
+        for k in d
+        if k not in allowed
+    ]
+    required = [
+        ConfigError(f"config key {prefix + f.name!r} is required")
+        for f in fields(cls)
+        if f.name not in d and f.default is MISSING and f.default_factory is MISSING
+    ]
+    if required:  # pragma: no cover - every key of the schema has a default
+        raise ConfigError.of(errors + required)
     kwargs = {}
     for f in fields(cls):
         if f.name not in d:
             continue
-        kwargs[f.name] = _check(hints[f.name], d[f.name], prefix + f.name)
-        _check_bounds(f, kwargs[f.name], prefix + f.name)
-    obj = cls(**kwargs)
-    for f in fields(cls):
-        if f.default is MISSING and f.default_factory is MISSING:  # pragma: no cover
-            raise ConfigError(f"config key {prefix + f.name!r} is required")
+        try:
+            value = _check(hints[f.name], d[f.name], prefix + f.name)
+            _check_bounds(f, value, prefix + f.name)
+        except ConfigError as err:
+            errors.append(err)
+            continue
+        kwargs[f.name] = value
+    try:
+        obj = cls(**kwargs)
+    except ConfigError as err:
+        errors.append(err)
+    if errors:
+        raise ConfigError.of(errors)
     return obj
+
+
+def _each(items: typing.Iterable[tuple[Any, Any, str]], tp: Any) -> list[tuple[Any, Any]]:
+    """``(name, value as tp)`` for every ``(name, value, key)`` of ``items``, or one
+    :class:`ConfigError` with the problems of all of them."""
+    out, errors = [], []
+    for name, value, key in items:
+        try:
+            out.append((name, _check(tp, value, key)))
+        except ConfigError as err:
+            errors.append(err)
+    if errors:
+        raise ConfigError.of(errors)
+    return out
 
 
 def _check(tp: Any, value: Any, key: str) -> Any:
@@ -121,20 +194,20 @@ def _check(tp: Any, value: Any, key: str) -> Any:
             try:
                 return _check(a, value, key)
             except ConfigError as err:
-                errors.append(str(err))
-        raise ConfigError(errors[0] if errors else f"config key {key!r} may not be empty")
+                errors.append(err)
+        raise errors[0] if errors else ConfigError(f"config key {key!r} may not be empty")
     if origin is Literal:
         return check_choice(key, value, typing.get_args(tp))
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"config key {key!r} must be a mapping, got {value!r}")
         _, item = typing.get_args(tp)
-        return {str(k): _check(item, v, f"{key}.{k}") for k, v in value.items()}
+        return dict(_each(((str(k), v, f"{key}.{k}") for k, v in value.items()), item))
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"config key {key!r} must be a list, got {value!r}")
         (item,) = typing.get_args(tp)
-        return [_check(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+        return [v for _, v in _each(((i, v, f"{key}[{i}]") for i, v in enumerate(value)), item)]
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"config key {key!r} must be true or false, got {value!r}")

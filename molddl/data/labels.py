@@ -248,17 +248,27 @@ class LabelKind:
         return state
 
     def user_columns(
-        self, user: np.ndarray, given: np.ndarray, threshold: float | None = None
+        self, user: np.ndarray, given: np.ndarray, cut: np.ndarray | None = None
     ) -> dict[str, np.ndarray]:
         """Prediction-table columns for ``n`` rows from :meth:`to_user` output (NaN where there
-        is no prediction) and the given values (NaN where unknown)."""
+        is no prediction) and the given values (NaN where unknown).
+
+        The label's column holds the given value where there is one, else the prediction; the
+        probability columns hold predictions only (empty on given rows, so that a ROC curve over
+        the file scores predictions, not the given labels). ``cut`` is a per-row decision
+        threshold (NaN: none) for kinds with :attr:`threshold_name`."""
         name = self.spec.name
+        predicted = np.isnan(given)
         value = np.where(np.isnan(user).any(axis=1), np.nan, np.nanargmax(_nan0(user), axis=1))
-        value = np.where(np.isnan(given), value, given)
-        cols = {name: value}
+        cols = {name: np.where(predicted, value, given)}
         for c in range(self.spec.n_classes):
-            cols[f"{name}_prob_{c}"] = user[:, c]
+            cols[f"{name}_prob_{c}"] = np.where(predicted, user[:, c], np.nan)
         return cols
+
+    def class_columns(self) -> list[str]:
+        """The columns of :meth:`user_columns` that hold classes (integers, written without
+        a decimal point)."""
+        return [self.spec.name]
 
     def metric_input(self, pred: np.ndarray) -> np.ndarray:
         """What the metrics take for this label from :meth:`to_user` output."""
@@ -344,11 +354,22 @@ class BinaryKind(LabelKind):
     def to_user(self, state, mean, std):
         return state[:, 0]
 
-    def user_columns(self, user, given, threshold=None):
+    def class_columns(self):
+        return [f"{self.spec.name}_class"]
+
+    def user_columns(self, user, given, cut=None):
+        """``<label>``: the given value, else P(class 1) (as chemprop writes it);
+        ``<label>_prob``: P(class 1) on predicted rows only; ``<label>_class``: the given
+        value, else ``P >= cut`` on rows that have a threshold (no column without one)."""
         name = self.spec.name
-        cut = 0.5 if threshold is None else threshold
-        value = np.where(np.isnan(user), np.nan, (user >= cut).astype(float))
-        return {name: np.where(np.isnan(given), value, given), f"{name}_prob": user}
+        predicted = np.isnan(given)
+        prob = np.where(predicted, user, np.nan)
+        cols = {name: np.where(predicted, user, given), f"{name}_prob": prob}
+        if cut is not None:
+            cut = np.broadcast_to(np.asarray(cut, dtype=np.float64), user.shape)
+            hard = np.where(np.isnan(prob) | np.isnan(cut), np.nan, (prob >= cut).astype(float))
+            cols[f"{name}_class"] = np.where(predicted, hard, given)
+        return cols
 
     @classmethod
     def check_predictions(cls, metric, y_true, y_pred):
@@ -465,8 +486,11 @@ class ValueKind(LabelKind):
     def to_user(self, state, mean, std):
         return state[:, 0] * std + mean
 
-    def user_columns(self, user, given, threshold=None):
+    def user_columns(self, user, given, cut=None):
         return {self.spec.name: np.where(np.isnan(given), user, given)}
+
+    def class_columns(self):
+        return []
 
     @classmethod
     def check_predictions(cls, metric, y_true, y_pred):

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from molddl.data.dataset import DualLabelDataset
-from molddl.evaluation.metrics import compute, metrics_for
+from molddl.evaluation.metrics import choose_threshold, compute, metrics_for
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +182,27 @@ def evaluate(
         log.debug("evaluated mode %s on %d samples", mode, len(task.rows))
     columns = ["task", "label", "metric", "value", "n", "threshold"]
     return pd.DataFrame.from_records(records, columns=columns)
+
+
+def tuned_thresholds(predict: Predictor, val: DualLabelDataset) -> dict[str, float]:
+    """Per task of a binary label, the F1-optimal threshold on the validation part's
+    predictions in that task's own reveal mode: a Single task's on single-reveal
+    predictions, a Double task's on predictions with nothing revealed (another input, so
+    probabilities on another scale). Keyed by task name, as :func:`evaluate` takes them."""
+    out: dict[str, float] = {}
+    binary = [spec.behaviour.threshold_name is not None for spec in val.labels]
+    for mode in REVEAL_MODES:
+        try:
+            task = reveal(val.y, mode)
+        except ValueError:  # no validation sample with both labels
+            return out
+        scored = [k for k in task.scored if binary[k]]
+        if not scored:
+            continue
+        preds = predict(val.subset(task.rows).with_labels(task.revealed))
+        for k in scored:
+            out[task.task_name(k)] = choose_threshold(task.truth[:, k], preds[k])
+    return out
 
 
 def _why_undefined(y_true: np.ndarray) -> str:

@@ -13,8 +13,7 @@ import pandas as pd
 
 from molddl.config import Config
 from molddl.data.dataset import DualLabelDataset
-from molddl.evaluation.metrics import choose_threshold
-from molddl.evaluation.reveal import REVEAL_MODES, evaluate, reveal
+from molddl.evaluation.reveal import evaluate, tuned_thresholds
 from molddl.experiments.runner import (
     main_metric,
     mean_std_table,
@@ -34,27 +33,6 @@ from molddl.pipeline import load_splits
 METHODS: tuple[str, ...] = NAMES
 
 Predict = Callable[[DualLabelDataset], list[np.ndarray]]
-
-
-def tuned_thresholds(predict: Predict, val: DualLabelDataset) -> dict[str, float]:
-    """Per task of a binary label, the F1-optimal threshold on the validation part's
-    predictions in that task's own reveal mode: a Single task's on single-reveal
-    predictions, a Double task's on predictions with nothing revealed (another input, so
-    probabilities on another scale). Keyed by task name, as :func:`evaluate` takes them."""
-    out: dict[str, float] = {}
-    binary = [spec.behaviour.threshold_name is not None for spec in val.labels]
-    for mode in REVEAL_MODES:
-        try:
-            task = reveal(val.y, mode)
-        except ValueError:  # no validation sample with both labels
-            return out
-        scored = [k for k in task.scored if binary[k]]
-        if not scored:
-            continue
-        preds = predict(val.subset(task.rows).with_labels(task.revealed))
-        for k in scored:
-            out[task.task_name(k)] = choose_threshold(task.truth[:, k], preds[k])
-    return out
 
 
 def method_budget(cfg: Config) -> int:

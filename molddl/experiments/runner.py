@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from molddl.config import Config
-from molddl.io import atomic_path, atomic_write_text
+from molddl.io import atomic_write_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -144,12 +144,9 @@ def write_outputs(
         import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from molddl.evaluation.plots import save_figure
 
-        fig = figure()
-        with atomic_path(out / "figure.png") as tmp:
-            fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-        plt.close(fig)
+        save_figure(figure(), out / "figure.png")
 
 
 def main_metric(tidy: pd.DataFrame) -> str:

@@ -46,6 +46,17 @@ def output_paths(output: str | Path) -> dict[str, Path]:
     }
 
 
+#: output formats by file name ending; any other name is written as CSV
+OUTPUT_FORMATS = {".parquet": "parquet", ".pq": "parquet"}
+#: endings of formats ``molddl predict`` does not write
+_REFUSED = (".gz", ".xlsx", ".xls", ".sdf", ".json")
+
+
+def output_format(output: str | Path) -> str:
+    """``"parquet"`` for an output named ``.parquet`` / ``.pq``, else ``"csv"``."""
+    return OUTPUT_FORMATS.get(Path(output).suffix.lower(), "csv")
+
+
 def check_output(
     output: str | Path, input_path: str | Path, model_path: str | Path | None = None
 ) -> None:
@@ -57,10 +68,10 @@ def check_output(
             f"--output {output} is a folder; give the CSV file to write in it, "
             f"e.g. {output / 'predictions.csv'}"
         )
-    if output.suffix.lower() in (".parquet", ".pq", ".gz", ".xlsx"):
+    if output.suffix.lower() in _REFUSED:
         raise ValueError(
-            f"--output {output}: predictions are written as plain CSV text, not as "
-            f"{output.suffix}; name the output .csv"
+            f"--output {output}: predictions are written as plain CSV text or Parquet, not "
+            f"as {output.suffix}; name the output .csv or .parquet"
         )
     theirs = {"--input": Path(input_path)}
     if model_path is not None:

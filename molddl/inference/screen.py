@@ -7,10 +7,12 @@ that an interrupted run, started again with the same arguments, skips the finish
 modification time, chunk size, model file hash, inference settings); parts of another run are
 never reused. The output is written atomically when every chunk is done.
 
-The input is CSV (or .csv.gz) or Parquet (read in row batches; cells become text as in a
-CSV). What the run may write and how it stops is :mod:`molddl.inference.outputs` (no output
-that is an input, one run per output, Ctrl-C / SIGTERM); the worker processes die with the
-run (:func:`~molddl.data.featurizers.base.process_pool`).
+The input is CSV (or .csv.gz), Parquet (read in row batches; cells become text as in a
+CSV) or SDF (a row per record, with its SMILES and data items). The output is CSV, or
+Parquet when its name ends ``.parquet``. What the run may write and how it stops is
+:mod:`molddl.inference.outputs` (no output that is an input, one run per output, Ctrl-C /
+SIGTERM); the worker processes die with the run
+(:func:`~molddl.data.featurizers.base.process_pool`).
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ import gzip
 import hashlib
 import json
 import logging
+import re
 import shutil
 import signal
 import sys
 from collections.abc import Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -39,14 +42,21 @@ from molddl.data.dataset import DualLabelDataset
 from molddl.data.featurizers import compute_features
 from molddl.data.featurizers.base import process_pool
 from molddl.data.loaders import check_header, dataset_from_frame, not_utf8_error
-from molddl.inference.outputs import Interrupted, check_output, output_lock, output_paths
+from molddl.inference import thresholds as cuts
+from molddl.inference.outputs import (
+    Interrupted,
+    check_output,
+    output_format,
+    output_lock,
+    output_paths,
+)
 from molddl.io import atomic_write, atomic_write_text
 from molddl.models.estimator import DualLabelModel
 
 logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-PART = "part-{:06d}.csv"
+PART = "part-{:06d}.{}"
 
 
 def model_inputs(
@@ -93,25 +103,40 @@ def _read_csv(source: str | Path | IO[bytes], **kwargs) -> pd.DataFrame:
     return pd.read_csv(source, dtype=str, keep_default_na=False, na_values=[""], **kwargs)
 
 
-def _is_parquet(path: Path) -> bool:
-    """A Parquet file: by its name, else by its first bytes (``PAR1``)."""
+def _input_format(path: Path) -> str:
+    """``parquet`` (by its name, else by its first bytes ``PAR1``), ``sdf`` (``.sdf`` /
+    ``.sd``, optionally gzipped) or ``csv``."""
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith((".sdf", ".sd")):
+        return "sdf"
     if path.suffix.lower() in (".parquet", ".pq"):
-        return True
+        return "parquet"
     with open(path, "rb") as fh:
-        return fh.read(4) == b"PAR1"
+        return "parquet" if fh.read(4) == b"PAR1" else "csv"
+
+
+#: the columns an SDF input adds: the record's position in the file and its title line
+SDF_RECORD, SDF_TITLE = "sdf_record", "sdf_title"
 
 
 class _Table:
-    """The input table, read a chunk of rows at a time: CSV (or .csv.gz), or Parquet (cells
-    as text, as in a CSV: only a null or empty cell is missing)."""
+    """The input table, read a chunk of rows at a time: CSV (or .csv.gz), Parquet (cells
+    as text, as in a CSV: only a null or empty cell is missing) or SDF (a row per record:
+    its SMILES in the model's SMILES column, ``sdf_record``, ``sdf_title`` and its data
+    items as text; an unreadable record keeps its row, without a SMILES)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, smiles_column: str = "smiles") -> None:
         self.path = path
-        self.parquet = _is_parquet(path)
+        self.format = _input_format(path)
+        self.parquet = self.format == "parquet"
         self.compression = "gzip" if path.suffix == ".gz" else None
+        self.smiles_column = smiles_column  # the column an SDF's structures go to
+        self._sdf_names: list[str] | None = None
 
     def columns(self) -> list[str]:
         """The column names; an empty table is an error."""
+        if self.format == "sdf":
+            return self._sdf_columns()
         if self.parquet:
             pf = self._parquet()
             if pf.metadata.num_rows == 0:
@@ -133,7 +158,7 @@ class _Table:
         return list(head.columns)
 
     def progress(self) -> tuple[int, str]:
-        """The bar's total and unit: bytes of a CSV, rows of a Parquet file."""
+        """The bar's total and unit: bytes of a CSV or SDF, rows of a Parquet file."""
         if self.parquet:
             return self._parquet().metadata.num_rows, "rows"
         return self.path.stat().st_size, "B"
@@ -142,6 +167,9 @@ class _Table:
         """Chunks of at most ``chunk_size`` rows, each with the progress made (bytes or rows)."""
         if self.parquet:
             yield from self._parquet_chunks(chunk_size)
+            return
+        if self.format == "sdf":
+            yield from self._sdf_chunks(chunk_size)
             return
         with (
             open(self.path, "rb") as fh,
@@ -188,6 +216,81 @@ class _Table:
             rows += batch.num_rows
             yield _as_text(batch), rows
 
+    @contextlib.contextmanager
+    def _sdf_file(self) -> Generator[tuple[IO[bytes], IO[bytes]], None, None]:
+        """The SDF's bytes (decompressed) and the file on disk (for the progress made)."""
+        with open(self.path, "rb") as raw:
+            if self.compression:
+                with gzip.open(raw) as fh:
+                    yield cast(IO[bytes], fh), raw
+            else:
+                yield raw, raw
+
+    def _sdf_columns(self) -> list[str]:
+        """Every data item named in the file (a first pass over its text), in order of first
+        appearance, after the SMILES, record and title columns."""
+        if self._sdf_names is not None:
+            return self._sdf_names
+        names: dict[str, None] = {}
+        records = 0
+        try:
+            with self._sdf_file() as (fh, _):
+                for line in fh:
+                    if line.startswith(b"$$$$"):
+                        records += 1
+                    elif line.startswith(b">"):
+                        item = _SDF_ITEM.match(line.decode("utf-8", errors="replace"))
+                        if item:
+                            names.setdefault(item.group(1), None)
+        except (EOFError, gzip.BadGzipFile, OSError) as err:
+            raise ValueError(f"input file {self.path} is not readable gzip: {err}") from None
+        if records == 0:
+            raise ValueError(f"input file {self.path} holds no SDF record (no '$$$$' line)")
+        fixed = [self.smiles_column, SDF_RECORD, SDF_TITLE]
+        taken = [n for n in names if n in fixed]
+        if taken:
+            raise ValueError(
+                f"input file {self.path}: the data item <{taken[0]}> has the name of a column "
+                f"molddl adds for an SDF ({', '.join(fixed)}); rename it, or name the SMILES "
+                f"column otherwise with --smiles-column"
+            )
+        self._sdf_names = fixed + list(names)
+        return self._sdf_names
+
+    def _sdf_chunks(self, chunk_size: int) -> Generator[tuple[pd.DataFrame, int], None, None]:
+        from rdkit import Chem, RDLogger
+
+        columns = self._sdf_columns()
+        # an unreadable record is reported in its row (rdkit-stubs drop the re-export)
+        RDLogger.DisableLog("rdApp.*")  # type: ignore[attr-defined]
+        try:
+            with self._sdf_file() as (fh, raw):
+                rows: list[dict[str, Any]] = []
+                for i, mol in enumerate(Chem.ForwardSDMolSupplier(fh), start=1):
+                    row: dict[str, Any] = {SDF_RECORD: str(i)}
+                    if mol is not None:
+                        row[self.smiles_column] = Chem.MolToSmiles(mol)
+                        row[SDF_TITLE] = mol.GetProp("_Name") if mol.HasProp("_Name") else ""
+                        row.update({n: mol.GetProp(n) for n in mol.GetPropNames()})
+                    rows.append(row)
+                    if len(rows) == chunk_size:
+                        yield _sdf_frame(rows, columns), raw.tell()
+                        rows = []
+                if rows:
+                    yield _sdf_frame(rows, columns), raw.tell()
+        finally:
+            RDLogger.EnableLog("rdApp.*")  # type: ignore[attr-defined]
+
+
+#: an SDF data header line, ``>  <NAME>`` (anything else on the line is ignored)
+_SDF_ITEM = re.compile(r"^>[^<]*<([^>]+)>")
+
+
+def _sdf_frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    """SDF records as :func:`_read_csv` reads a CSV: text cells, an empty one missing."""
+    frame = pd.DataFrame.from_records(rows, columns=columns).astype(object)
+    return frame.where(frame.notna() & (frame != ""), np.nan)
+
 
 def _as_text(batch) -> pd.DataFrame:
     """A Parquet record batch as :func:`_read_csv` reads a CSV: every cell as text (``str()``
@@ -218,7 +321,7 @@ def _open_parts(parts: Path, manifest: dict) -> set[int]:
         except ValueError:
             old = None
         if old == manifest:
-            done = {int(p.stem.removeprefix("part-")) for p in parts.glob("part-*.csv")}
+            done = {int(p.stem.removeprefix("part-")) for p in parts.glob("part-*.*")}
             if done:
                 logger.info("resuming: %d finished part(s) in %s are kept", len(done), parts)
             return done
@@ -256,15 +359,19 @@ def _predict_chunk(
     data: DualLabelDataset,
     n_jobs: int,
     features: dict | None = None,
+    thresholds: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """``chunk`` with its unknown labels predicted and the prediction columns added."""
-    table = model.predict(data, n_jobs=n_jobs, use_cache=False, features=features)
+    table = model.predict(
+        data, n_jobs=n_jobs, use_cache=False, features=features, thresholds=thresholds
+    )
     out = chunk.copy()
     for col in table.columns.drop(["id", "smiles"], errors="ignore"):
         out[col] = table[col].to_numpy()
     for kind in model.preprocessor_.kinds:
-        if kind.categorical:  # classes as integers, an empty cell where unknown
-            out[kind.spec.name] = out[kind.spec.name].astype("Int64")
+        for col in kind.class_columns():  # classes as integers, an empty cell where unknown
+            if col in out:
+                out[col] = out[col].astype("Int64")
     return out
 
 
@@ -295,17 +402,43 @@ class _Lookahead:
             self.pool.shutdown(cancel_futures=True)
 
 
-def _concatenate(parts: list[Path], output: Path) -> None:
-    """Write the parts, in order and with one header, to ``output`` atomically."""
+def _write_part(part: Path, frame: pd.DataFrame) -> None:
+    """One finished chunk, as CSV or (``.parquet``) as a Parquet file, atomically."""
+    if part.suffix == ".parquet":
+        atomic_write(part, lambda fh: frame.to_parquet(fh, index=False), mode="wb")
+    else:
+        atomic_write(part, lambda fh: frame.to_csv(fh, index=False))
 
-    def write(fh: IO[bytes]) -> None:
+
+def _concatenate(parts: list[Path], output: Path) -> None:
+    """Write the parts, in order, to ``output`` atomically: CSV text with one header, or one
+    Parquet file whose column types are the first part's (a column without any value there
+    is text), one row group per part."""
+    if output_format(output) == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        first = pq.read_schema(parts[0])
+        schema = pa.schema(
+            [f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in first]
+        )
+
+        def write(fh: IO[bytes]) -> None:
+            with pq.ParquetWriter(fh, schema) as writer:
+                for part in parts:
+                    writer.write_table(pq.read_table(part).cast(schema))
+
+        atomic_write(output, write, mode="wb")
+        return
+
+    def write_csv(fh: IO[bytes]) -> None:
         for i, part in enumerate(parts):
             with open(part, "rb") as src:
                 if i:
                     src.readline()
                 shutil.copyfileobj(src, fh)
 
-    atomic_write(output, write, mode="wb")
+    atomic_write(output, write_csv, mode="wb")
 
 
 def screen(
@@ -317,9 +450,10 @@ def screen(
     smiles_column: str | None = None,
     chunk_size: int = 20000,
     workers: int = 1,
+    thresholds: dict[str, float] | None = None,
 ) -> Path:
-    """Write ``input_path`` (CSV, .csv.gz or Parquet) to ``output`` (CSV) with every unknown
-    label predicted.
+    """Write ``input_path`` (CSV, .csv.gz, Parquet or SDF, .sdf.gz) to ``output`` (CSV, or
+    Parquet for a name ending ``.parquet`` / ``.pq``) with every unknown label predicted.
 
     Parameters
     ----------
@@ -328,12 +462,16 @@ def screen(
     model_path
         The file ``model`` was loaded from; its hash keys the resumable parts.
     smiles_column
-        The SMILES column (default: the model's, matched ignoring case).
+        The SMILES column (default: the model's, matched ignoring case); for an SDF, the
+        column its structures are written to (default: the model's).
     chunk_size
         Rows read, featurized and written at a time; bounds memory.
     workers
         Processes that featurize molecules; with more than one, the model runs on the cores
         they leave (at least one thread).
+    thresholds
+        Decision thresholds (label → cut) replacing the model's validation-chosen ones
+        (:mod:`molddl.inference.thresholds`) for the ``<label>_class`` columns.
 
     Raises
     ------
@@ -350,8 +488,8 @@ def screen(
     if not input_path.is_file():
         raise FileNotFoundError(f"input file {input_path} does not exist")
     check_output(output, input_path, model_path)
-    table = _Table(input_path)
     cfg = model.config_
+    table = _Table(input_path, smiles_column or cfg.data.smiles_column or "smiles")
     inputs = model_inputs(model, table.columns(), smiles_column, str(input_path))
     stat = input_path.stat()
     manifest = {
@@ -364,11 +502,18 @@ def screen(
         "molddl_version": __version__,
         "inference": cfg.to_dict()["inference"],
         "device": cfg.device,
+        "thresholds": cuts.merged(model.thresholds_, thresholds),
+        "format": output_format(output),
     }
     parts_dir = output_paths(output)["parts"]
     with output_lock(output):
         done = _open_parts(parts_dir, manifest)
-        parts = _screen_chunks(model, table, parts_dir, done, inputs, chunk_size, workers)
+        parquet = manifest["format"] == "parquet"
+        parts = _screen_chunks(
+            model, table, parts_dir, done, inputs, chunk_size, workers, thresholds, parquet
+        )
+        if not parts:
+            raise ValueError(f"input file {input_path} has no rows")
         _concatenate(parts, output)
         shutil.rmtree(parts_dir)
     return output
@@ -382,8 +527,11 @@ def _screen_chunks(
     inputs: dict[str, Any],
     chunk_size: int,
     workers: int,
+    thresholds: dict[str, float] | None,
+    parquet: bool,
 ) -> list[Path]:
-    """Predict every chunk of ``table`` not ``done`` into its part; returns every part."""
+    """Predict every chunk of ``table`` not ``done`` into its part (Parquet or CSV); returns
+    every part."""
     parts: list[Path] = []
     source = str(table.path)
     total, unit = table.progress()
@@ -410,14 +558,19 @@ def _screen_chunks(
 
         def finish(part, chunk, data, features) -> None:
             predicted = _predict_chunk(
-                model, chunk, data, workers, None if features is None else features.result()
+                model,
+                chunk,
+                data,
+                workers,
+                None if features is None else features.result(),
+                thresholds,
             )
-            atomic_write(part, lambda out: predicted.to_csv(out, index=False))
+            _write_part(part, predicted)
 
         try:
             end = 0  # rows read so far (a Parquet batch may hold fewer than chunk_size)
             for i, (chunk, progress) in enumerate(chunks):
-                part = parts_dir / PART.format(i)
+                part = parts_dir / PART.format(i, "parquet" if parquet else "csv")
                 parts.append(part)
                 bar.update(progress - bar.n)
                 first_row, end = end, end + len(chunk)
@@ -432,7 +585,7 @@ def _screen_chunks(
                 finish(*pending)
         except KeyboardInterrupt as err:
             note = (
-                f"{len(list(parts_dir.glob('part-*.csv')))} finished part(s) kept in "
+                f"{len(list(parts_dir.glob('part-*.*')))} finished part(s) kept in "
                 f"{parts_dir}; run the same command to resume"
             )
             raise Interrupted(getattr(err, "signum", signal.SIGINT), note) from None

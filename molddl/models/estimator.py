@@ -20,15 +20,19 @@ from molddl.data.dataset import DualLabelDataset
 from molddl.data.featurizers import InvalidSmilesError
 from molddl.data.preprocess import Prepared, Preprocessor
 from molddl.data.splits import random_split
+from molddl.inference import thresholds as cuts
 from molddl.inference.predict import Prediction, predict_states, resolve_device
 from molddl.inference.table import prediction_table
 from molddl.models import checkpoint
 from molddl.models.base import ConfiguredEstimator
 from molddl.models.checkpoint import ModelFileError
+from molddl.models.inputs import ModelInput, as_dataset, class_probabilities, fit_inputs
 from molddl.models.nets import DualTowerNet, MarginalNet
 
 if TYPE_CHECKING:
     import lightning as L
+
+    from molddl.evaluation.reveal import Thresholds
 
 __all__ = ["DualLabelModel", "ModelFileError"]
 
@@ -50,13 +54,14 @@ class DualLabelModel(ConfiguredEstimator):
 
     def fit(
         self,
-        train: DualLabelDataset,
-        val: DualLabelDataset | None = None,
+        train: ModelInput,
+        val: ModelInput | None = None,
         *,
         marginal: MarginalNet | None = None,
         callbacks: list[L.Callback] | None = None,
     ) -> DualLabelModel:
         """Train the marginal model, then the dual model (Algorithm 1). Returns ``self``.
+        Data: a dataset, a DataFrame or a DeepChem dataset (:mod:`molddl.models.inputs`).
 
         ``marginal`` is a trained marginal model to reuse; ``callbacks`` are extra Lightning
         callbacks for the dual model's training (e.g. trial pruning in :mod:`molddl.tuning`)."""
@@ -66,6 +71,7 @@ class DualLabelModel(ConfiguredEstimator):
         from molddl.models.training import train_dll
 
         cfg = self.config_
+        train, val = fit_inputs(cfg, train, val)
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         if val is None:
             tr_idx, va_idx, _ = random_split(len(train), (0.9, 0.1, 0.0), seed=cfg.seed)
@@ -80,6 +86,7 @@ class DualLabelModel(ConfiguredEstimator):
         self.marginal_.requires_grad_(True)
         self.marginal_.cpu().eval()
         self.net_.cpu().eval()
+        self.thresholds_ = cuts.choose(self.predict_arrays, val)  # binary labels' hard calls
         return self
 
     # ---------------------------------------------------------------- inference
@@ -118,21 +125,24 @@ class DualLabelModel(ConfiguredEstimator):
 
     def predict(
         self,
-        data: DualLabelDataset,
+        data: ModelInput,
         mode: str = "dll",
         *,
         n_jobs: int = 1,
         use_cache: bool = True,
         features: dict[str, torch.Tensor] | None = None,
+        thresholds: dict[str, float] | None = None,
     ) -> pd.DataFrame:
         """Predict every missing label; known labels are returned as given.
 
         Returns one row per input sample (none dropped), as
         :func:`~molddl.inference.table.prediction_table` lays it out. ``n_jobs``,
-        ``use_cache`` and ``features`` go to :meth:`Preprocessor.transform`.
+        ``use_cache`` and ``features`` go to :meth:`Preprocessor.transform`. Binary labels
+        get hard calls at :attr:`thresholds_`, with ``thresholds`` (label → cut) on top.
         """
         self._check_fitted()
         pre = self.preprocessor_
+        data = as_dataset(data, self.config_, pre, "optional")
         try:
             prep = pre.transform(data, n_jobs=n_jobs, use_cache=use_cache, features=features)
         except InvalidSmilesError as err:
@@ -143,25 +153,44 @@ class DualLabelModel(ConfiguredEstimator):
             pred, positions = Prediction.empty(pre), np.empty(0, dtype=np.int64)
         else:
             pred, positions = self.predict_prepared(prep, mode), prep.positions
-        return prediction_table(pre, data, pred, positions)
+        chosen = cuts.merged(self.thresholds_, thresholds)
+        return prediction_table(pre, data, pred, positions, chosen)
+
+    def predict_proba(self, data: ModelInput, mode: str = "dll") -> list[np.ndarray]:
+        """Class probabilities as scikit-learn gives them for several outputs: one array
+        ``n x C`` per label, in label order (binary: ``[P(0), P(1)]``); a known label is
+        evidence for the other (direct / alternate inference, as :meth:`predict`) and is
+        returned as its given class. A regression label is an error; invalid SMILES: NaN."""
+        self._check_fitted()
+        data = as_dataset(data, self.config_, self.preprocessor_, "optional", role="predict_proba")
+        return class_probabilities(self.preprocessor_, partial(self.predict_arrays, data, mode))
 
     def evaluate(
         self,
-        test: DualLabelDataset,
+        test: ModelInput,
         modes: tuple[str, ...] | None = None,
-        thresholds: list[float | None] | None = None,
+        thresholds: Thresholds | None = None,
         mode: str = "dll",
     ) -> pd.DataFrame:
-        """The reveal-mode table (SPEC §6) on held-out samples with both labels."""
+        """The reveal-mode table (SPEC §6) on held-out samples with both labels; binary tasks
+        are also scored as ``f1_tuned`` at ``thresholds`` (as :func:`evaluate` takes them),
+        by default the validation-chosen :attr:`thresholds_` of each task's source."""
         from molddl.evaluation.reveal import REVEAL_MODES, evaluate
 
+        self._check_fitted()
+        test = as_dataset(test, self.config_, self.preprocessor_, "required", role="evaluate")
         predict = partial(self.predict_arrays, mode=mode)
+        if thresholds is None:
+            thresholds = cuts.per_task(self.thresholds_, self.preprocessor_.labels)
         return evaluate(predict, test, modes=modes or REVEAL_MODES, thresholds=thresholds)
 
     # ---------------------------------------------------------------- persistence
     #: ids of the samples held out for testing when the model was trained (``molddl train``
     #: stores them, ``molddl evaluate`` scores them); ``None`` when unknown
     test_ids_: np.ndarray | None = None
+    #: decision thresholds of the binary labels chosen on the validation part by :meth:`fit`
+    #: (:mod:`molddl.inference.thresholds`); empty in model files written before them
+    thresholds_: cuts.Thresholds = {}  # noqa: RUF012 (replaced, never mutated)
 
     def save(self, path: str | Path, *, test_ids: np.ndarray | None = None) -> Path:
         """Write weights, config, featurizer settings, normalisation statistics and molddl's
@@ -175,6 +204,7 @@ class DualLabelModel(ConfiguredEstimator):
             "preprocessor": self.preprocessor_.to_dict(),
             "net": self.net_.state_dict(),
             "marginal": self.marginal_.state_dict(),
+            "thresholds": cuts.to_payload(self.thresholds_),
         }
         if self.test_ids_ is not None:  # optional: files without it stay readable
             parts["test_ids"] = [str(i) for i in self.test_ids_]
@@ -191,6 +221,7 @@ class DualLabelModel(ConfiguredEstimator):
             cfg, pre = model.config_, model.preprocessor_
             model.net_ = DualTowerNet(cfg.model, pre.labels, pre.input_info)
             model.marginal_ = MarginalNet(cfg.model, pre.labels, pre.input_info)
+            model.thresholds_ = cuts.from_payload(payload.get("thresholds"), pre.labels)
         checkpoint.load_weights(path, model.net_, payload["net"])
         checkpoint.load_weights(path, model.marginal_, payload["marginal"])
         if payload.get("test_ids") is not None:

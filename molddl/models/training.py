@@ -1,25 +1,39 @@
 """Lightning modules and the one training loop for the marginal and the dual model.
 
 Validation every epoch, early stopping on a chosen validation metric, restore of the best
-weights, seeded and deterministic on CPU, a CSV log of every loss term per epoch.
+weights, seeded and deterministic on CPU, a CSV log of every loss term per epoch (one row per
+epoch, train and validation values side by side; TensorBoard as well with
+``train.logger: tensorboard``), progress bars on stderr named by phase, and, inside a
+``molddl train`` folder (:mod:`molddl.models.run_folder`), checkpoints from which a killed
+run resumes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import importlib.util
+import io
 import logging
+import sys
 import warnings
-from collections.abc import Sequence
-from typing import cast
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, cast
 
 import lightning as L
 import numpy as np
+import pandas as pd
 import torch
+from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.plugins import TorchCheckpointIO
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from molddl.config import Config, TrainConfig
+from molddl.config import Config, ConfigError, TrainConfig
 from molddl.data.preprocess import Prepared, Preprocessor
 from molddl.evaluation.metrics import compute, get_metric
+from molddl.io import atomic_path, atomic_write_text
+from molddl.models import run_folder
 from molddl.models.losses import LossWeights, dll_losses, dual_available
 from molddl.models.nets import ConditionalNet, DualTowerNet, MarginalNet
 from molddl.nn.towers import single_reveal
@@ -267,13 +281,23 @@ def loss_weights(cfg: TrainConfig) -> LossWeights:
 
 
 class _BestWeights(L.Callback):
-    """Keep a copy of the weights at the best validation score; restore them at the end."""
+    """Keep a copy of the weights at the best validation score; restore them at the end.
+
+    The copy travels in checkpoints (:meth:`state_dict`), so a resumed run restores the best
+    weights of its epochs before and after the interruption."""
 
     def __init__(self, monitor: str, mode: str) -> None:
         self.monitor, self.mode = monitor, mode
         self.best: float | None = None
         self.state: dict | None = None
         self.epoch = -1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "epoch": self.epoch, "state": self.state}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best, self.epoch = state_dict["best"], state_dict["epoch"]
+        self.state = state_dict["state"]
 
     def on_validation_end(self, trainer, pl_module) -> None:
         value = trainer.callback_metrics.get(self.monitor)
@@ -290,6 +314,154 @@ class _BestWeights(L.Callback):
     def on_fit_end(self, trainer, pl_module) -> None:
         if self.state is not None:
             pl_module.load_state_dict(self.state)
+
+
+class EpochLog(L.Callback):
+    """The CSV log of a training: one row per epoch with every logged value, train and
+    validation side by side (``epoch, train_loss, train_loss_y1, ..., val_loss, ...``),
+    rewritten atomically at the end of every epoch.
+
+    The rows travel in checkpoints (:meth:`state_dict`): a resumed run writes the rows of the
+    epochs before the interruption back, so the log counts epochs across both runs."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.rows: list[dict[str, float]] = []
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._write(trainer)  # a fresh run replaces an earlier log; a resumed one restores it
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # called after the epoch's validation, with the train values of the whole epoch
+        row: dict[str, float] = {"epoch": float(trainer.current_epoch)}
+        row.update({k: float(v) for k, v in sorted(trainer.callback_metrics.items())})
+        self.rows.append(row)
+        self._write(trainer)
+
+    def _write(self, trainer: L.Trainer) -> None:
+        if self.path is None or not trainer.is_global_zero:
+            return
+        if not self.rows:
+            self.path.unlink(missing_ok=True)
+            return
+        table = pd.DataFrame(self.rows)
+        table["epoch"] = table["epoch"].astype(int)
+        atomic_write_text(self.path, table.to_csv(index=False))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": [dict(r) for r in self.rows]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.rows = [dict(r) for r in state_dict["rows"]]
+
+
+class _RandomState(L.Callback):
+    """Puts the random state into checkpoints and back: the generator that shuffles the
+    training batches and the global one that dropout draws from. A run resumed from the
+    checkpoint of epoch ``k`` then draws, from epoch ``k + 1`` on, what an uninterrupted run
+    draws (on one process; under DDP each rank resumes with rank 0's global state)."""
+
+    def __init__(self, generator: torch.Generator | None) -> None:
+        self.generator = generator
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"torch": torch.get_rng_state()}
+        if self.generator is not None:
+            state["loader"] = self.generator.get_state()
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        torch.set_rng_state(state_dict["torch"])
+        if self.generator is not None and "loader" in state_dict:
+            self.generator.set_state(state_dict["loader"])
+        cuda = state_dict.get("cuda")
+        if (
+            cuda is not None
+            and torch.cuda.is_available()
+            and len(cuda) == torch.cuda.device_count()
+        ):
+            torch.cuda.set_rng_state_all(cuda)
+
+
+#: how a training's phases (``log_name``) are named on its progress bars
+PHASE_NAMES = {"marginal": "marginal", "dll": "DLL"}
+
+
+class PhaseProgressBar(TQDMProgressBar):
+    """Lightning's bar, on stderr (Lightning's goes to stdout, where results are printed)
+    and named by the phase: ``marginal epoch 3``, ``DLL epoch 0``, ``DLL validation``."""
+
+    def __init__(self, phase: str) -> None:
+        super().__init__()
+        self.phase = phase
+
+    @property
+    def train_description(self) -> str:
+        return self.phase
+
+    @property
+    def validation_description(self) -> str:
+        return f"{self.phase} validation"
+
+    def _on_stderr(self, make: Callable[[], Any]) -> Any:
+        # Lightning builds each bar with file=sys.stdout, read when the bar is made
+        with contextlib.redirect_stdout(sys.stderr):
+            return make()
+
+    def init_sanity_tqdm(self):
+        return self._on_stderr(super().init_sanity_tqdm)
+
+    def init_train_tqdm(self):
+        return self._on_stderr(super().init_train_tqdm)
+
+    def init_validation_tqdm(self):
+        return self._on_stderr(super().init_validation_tqdm)
+
+    def init_predict_tqdm(self):
+        return self._on_stderr(super().init_predict_tqdm)
+
+    def init_test_tqdm(self):
+        return self._on_stderr(super().init_test_tqdm)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        super().on_train_epoch_start(trainer, *args)
+        self.train_progress_bar.set_description(f"{self.phase} epoch {trainer.current_epoch}")
+
+
+class CheckpointFiles(TorchCheckpointIO):
+    """Lightning's checkpoint files, written as molddl writes files: whole or not at all
+    (:func:`molddl.io.atomic_path`). A checkpoint that cannot be written (a full disk) is a
+    warning naming it, not the end of the training: only resuming from that epoch is lost."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        try:
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(buffer.getbuffer())
+        except OSError as err:
+            logger.warning(
+                "cannot write the checkpoint %s (%s); training goes on, but a resumed run "
+                "cannot start from this epoch",
+                path,
+                err.strerror or err,
+            )
+
+
+def check_logger(cfg: TrainConfig) -> None:
+    """A :class:`ConfigError` naming ``train.logger`` when its logger cannot run here."""
+    if cfg.logger == "tensorboard" and not any(
+        importlib.util.find_spec(m) is not None for m in ("tensorboard", "tensorboardX")
+    ):
+        raise ConfigError(
+            "config key 'train.logger' is tensorboard, but neither the tensorboard nor the "
+            "tensorboardX package is installed here: install one (.venv/bin/pip install "
+            "tensorboard) or set train.logger=csv"
+        )
 
 
 def monitor_mode(monitor: str) -> str:
@@ -310,26 +482,53 @@ def fit_module(
     accelerator: str = "auto",
     log_name: str = "dll",
     callbacks: list[L.Callback] | None = None,
+    checkpoints: Path | None = None,
+    resume_from: Path | None = None,
 ) -> dict:
     """Train ``module`` with early stopping on ``cfg.monitor`` and restore its best weights.
 
     ``callbacks`` are extra Lightning callbacks, run after the best-weights and early-stopping
-    ones. Returns a summary: best epoch, best score and epochs run.
+    ones. ``checkpoints``: a folder for Lightning checkpoints, ``best.ckpt`` (the best
+    ``cfg.monitor``) and ``last.ckpt`` (every epoch's end), which hold all the training state;
+    ``resume_from``: such a ``last.ckpt`` to continue from, read with ``weights_only=True``
+    (check it first with :func:`molddl.models.run_folder.read_checkpoint`). Returns a summary:
+    best epoch, best score and epochs run (counted across a resumed run's both parts).
     """
+    if cfg.log_dir:
+        check_logger(cfg)
     mode = monitor_mode(cfg.monitor)
     best = _BestWeights(cfg.monitor, mode)
-    callbacks = [
+    train_loader = loader(train, cfg.batch_size, shuffle=True, seed=seed)
+    own: list[L.Callback] = [
         best,
         L.pytorch.callbacks.EarlyStopping(
             cfg.monitor, patience=cfg.patience, mode=mode, check_finite=False
         ),
-        *(callbacks or []),
     ]
-    csv_logger = (
-        L.pytorch.loggers.CSVLogger(cfg.log_dir, name=log_name, version="")
-        if cfg.log_dir
-        else False
-    )
+    if cfg.log_dir:
+        own.append(EpochLog(Path(cfg.log_dir) / log_name / "metrics.csv"))
+    if checkpoints is not None:
+        own.append(_RandomState(train_loader.generator))
+        own.append(
+            L.pytorch.callbacks.ModelCheckpoint(
+                dirpath=checkpoints,
+                filename="best",
+                monitor=cfg.monitor,
+                mode=mode,
+                save_top_k=1,
+                save_last=True,
+                # after the epoch's validation and its EpochLog row: the checkpoint holds both
+                save_on_train_epoch_end=True,
+                enable_version_counter=False,
+            )
+        )
+    if cfg.progress_bar:
+        own.append(PhaseProgressBar(PHASE_NAMES.get(log_name, log_name)))
+    logger: Any = False  # the CSV log is EpochLog's
+    if cfg.log_dir and cfg.logger == "tensorboard":
+        logger = L.pytorch.loggers.TensorBoardLogger(
+            cfg.log_dir, name=log_name, version="", default_hp_metric=False
+        )
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     if cfg.strategy == "ddp_spawn":
@@ -343,9 +542,10 @@ def fit_module(
         num_nodes=cfg.num_nodes,
         strategy=cfg.strategy,
         deterministic=True,
-        logger=csv_logger,
-        callbacks=callbacks,
-        enable_checkpointing=False,
+        logger=logger,
+        callbacks=[*own, *(callbacks or [])],
+        enable_checkpointing=checkpoints is not None,
+        plugins=[CheckpointFiles()] if checkpoints is not None else None,
         enable_progress_bar=cfg.progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
@@ -356,13 +556,42 @@ def fit_module(
         warnings.filterwarnings("ignore", message=".*deterministic.*")
         warnings.filterwarnings("ignore", message=".*`training_step` returned `None`.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists.*")
         shards = ValidationShards(len(val)) if cfg.devices * cfg.num_nodes > 1 else None
         trainer.fit(
             module,
-            loader(train, cfg.batch_size, shuffle=True, seed=seed),
+            train_loader,
             loader(val, 4 * cfg.batch_size, shuffle=False, sampler=shards),
+            ckpt_path=resume_from,
+            weights_only=True,  # a checkpoint is data, never code (molddl.models.run_folder)
         )
     return {"best_epoch": best.epoch, "best_score": best.best, "epochs": trainer.current_epoch}
+
+
+def _fit_phase(
+    module: _Module,
+    tr: Prepared,
+    va: Prepared,
+    cfg: TrainConfig,
+    log_name: str,
+    **kwargs: Any,
+) -> dict:
+    """:func:`fit_module`, with checkpoints in the active run folder
+    (:func:`molddl.models.run_folder.active`) if there is one: a phase that a resumed run
+    finished before is not trained again, one it began continues from its last checkpoint."""
+    folder = run_folder.active()
+    if folder is None:
+        return fit_module(module, tr, va, cfg, log_name=log_name, **kwargs)
+    finished = folder.finished(log_name)
+    if finished is not None:
+        module.load_state_dict(finished["weights"])
+        return finished["summary"]
+    summary = fit_module(
+        module, tr, va, cfg, log_name=log_name, checkpoints=folder.phase_dir(log_name),
+        resume_from=folder.last(log_name), **kwargs,
+    )  # fmt: skip
+    folder.finish(log_name, module.state_dict(), summary)
+    return summary
 
 
 def train_dll(
@@ -386,10 +615,10 @@ def train_dll(
         marginal = copy.deepcopy(marginal)
     else:
         marginal = MarginalNet(cfg.model, pre.labels, pre.input_info)
-        history["marginal"] = fit_module(
-            MarginalModule(marginal, cfg.train, pre), tr, va, cfg.train, seed=cfg.seed,
-            max_epochs=cfg.train.marginal_epochs or cfg.train.max_epochs,
-            accelerator=device, log_name="marginal",
+        history["marginal"] = _fit_phase(
+            MarginalModule(marginal, cfg.train, pre), tr, va, cfg.train, "marginal",
+            seed=cfg.seed, max_epochs=cfg.train.marginal_epochs or cfg.train.max_epochs,
+            accelerator=device,
         )  # fmt: skip
     L.seed_everything(cfg.seed + 1, workers=True, verbose=False)
     net = DualTowerNet(cfg.model, pre.labels, pre.input_info)
@@ -402,8 +631,8 @@ def train_dll(
         )
         use_dual = False
     module = DLLModule(net, marginal if use_dual else None, cfg.train, pre)
-    history["dll"] = fit_module(
-        module, tr, va, cfg.train, seed=cfg.seed + 1, max_epochs=cfg.train.max_epochs,
-        accelerator=device, log_name="dll", callbacks=callbacks,
+    history["dll"] = _fit_phase(
+        module, tr, va, cfg.train, "dll", seed=cfg.seed + 1, max_epochs=cfg.train.max_epochs,
+        accelerator=device, callbacks=callbacks,
     )  # fmt: skip
     return marginal, net, history

@@ -147,3 +147,54 @@ def test_describe_takes_a_config(capsys):
     assert main(["data", "describe", "--config", str(config)]) == 0
     out = capsys.readouterr().out
     assert "m_jj" in out and "after hiding labels at rate 0.4" in out
+
+
+# ---------------------------------------------------------------- --set, as train takes it
+
+
+def test_describe_takes_set_overrides(data_dir, capsys):
+    rc = main(
+        ["data", "describe", "--set", "data.dataset=higgs", "--set", "data.missing_rate=0.4",
+         "--data-dir", str(data_dir)]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "dataset higgs: 10984 samples" in out and "after hiding labels at rate 0.4" in out
+
+
+def test_describe_takes_a_comma_separated_label_list(data_dir, capsys):
+    rc = main(
+        ["data", "describe", "tox21", "--set", "data.labels=NR-AR,SR-p53",
+         "--data-dir", str(data_dir)]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "label y1 = NR-AR" in out and "label y2 = SR-p53" in out
+
+
+def test_describe_set_on_a_config_and_a_user_csv(tmp_path, capsys):
+    path = tmp_path / "mine.csv"
+    path.write_text("Molecule,a,b\nCCO,1,0.5\nCC,,1.5\nCCC,0,\n")
+    config = REPO / "configs" / "higgs.yaml"
+    rc = main(
+        ["data", "describe", "--config", str(config), "--set", f"data.dataset={path}",
+         "--set", "data.labels=a,b", "--set", "data.smiles_column=Molecule",
+         "--set", "data.feature_columns=null", "--set", "data.missing_rate=null"]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0, capsys.readouterr().err
+    assert "3 samples, molecules" in out
+    assert {k: v[0] for k, v in _part_table(out).items()} == {"D12": 1, "D1": 1, "D2": 1, "D0": 0}
+
+
+def test_describe_bad_set_exits_2_naming_every_key(capsys):
+    rc = main(
+        ["data", "describe", "tox21", "--set", "data.lables=a,b", "--set",
+         "data.missing_rate=2", "--set", "data.split=scafold"]
+    )  # fmt: skip
+    assert rc == 2
+    err = _one_line_error(capsys)
+    assert err.startswith("molddl: error: 3 problems: (1) ")
+    for named in ("'data.lables' (did you mean 'labels'?)", "'data.missing_rate'", "'data.split'"):
+        assert named in err, err
+    assert "; (2) " in err and "; (3) " in err

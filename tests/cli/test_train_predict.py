@@ -110,12 +110,103 @@ def test_predict_keeps_known_labels_and_predicts_the_others(trained, tmp_path):
         direct = valid & ~known & screen[other].notna().to_numpy()
         assert (src[direct] == "direct").all() and direct.sum() > 20
         assert (src[valid & (kind == 3)] == "alternate").all()
-        assert out.loc[valid, name].isin([0, 1]).all()
-        assert out.loc[valid, f"{name}_prob"].between(0, 1).all()
+        # predicted rows: the probability, in the label's column (as chemprop writes it) and
+        # in <label>_prob; given rows: the given value, and no probability to pollute a ROC
+        predicted = valid & ~known
+        prob = out.loc[predicted, f"{name}_prob"]
+        assert prob.between(0, 1).all() and not prob.isin([0, 1]).all()
+        assert np.array_equal(out.loc[predicted, name], prob)
+        assert out.loc[known, f"{name}_prob"].isna().all()
+        # the hard call: at the validation-chosen threshold of the row's source
+        cuts = DualLabelModel.load(trained["model"]).thresholds_[name]
+        cls = out[f"{name}_class"]
+        assert (cls[known] == screen.loc[known, name]).all()
+        for source in ("direct", "alternate"):
+            rows = predicted & (src == source)
+            assert (cls[rows] == (out.loc[rows, f"{name}_prob"] >= cuts[source])).all()
+        assert cls[~valid].isna().all()
     assert (out.loc[valid & (kind == 3), "iterations"] > 0).all()
 
     chunked = _predict(trained, path, tmp_path / "chunked.csv", "--chunk-size", "50")
     pd.testing.assert_frame_equal(chunked, out, rtol=1e-5)
+
+
+def test_threshold_option_sets_the_hard_calls(trained, tmp_path, capsys):
+    screen = _screen(trained["root"])
+    path = tmp_path / "screen.csv"
+    screen.to_csv(path, index=False)
+    out = _predict(trained, path, tmp_path / "p.csv", "--threshold", "0.2",
+                   "--threshold", "SR-MMP=0.7")  # fmt: skip
+    assert (
+        "SR-ARE_class: predicted 1 at a probability >= threshold (direct 0.2, alternate 0.2)"
+        in (capsys.readouterr().out)
+    )
+    for name, cut in (("SR-ARE", 0.2), ("SR-MMP", 0.7)):
+        rows = out[f"{name}_source"].isin(["direct", "alternate"])
+        assert (out.loc[rows, f"{name}_class"] == (out.loc[rows, f"{name}_prob"] >= cut)).all()
+    for bad, needle in (("1.5", "'1.5': 1.5 is not in (0, 1)"),
+                        ("tox=0.3", "label 'tox' is unknown; binary labels: SR-ARE, SR-MMP"),
+                        ("SR-ARE=x", "'SR-ARE=x': expected a number")):  # fmt: skip
+        rc = main(["predict", "--model", str(trained["model"]), "--input", str(path),
+                   "--output", str(tmp_path / "bad.csv"), "--threshold", bad])  # fmt: skip
+        assert rc == 2 and needle in capsys.readouterr().err  # a usage error
+        assert not (tmp_path / "bad.csv").exists()
+
+
+def _write_sdf(frame: pd.DataFrame, path: Path) -> None:
+    """The rows of ``frame`` as SDF records: title = compound, known labels as data items;
+    an invalid SMILES becomes a record RDKit cannot read."""
+    import io
+
+    from rdkit import Chem
+
+    blocks = []
+    for _, row in frame.iterrows():
+        mol = Chem.MolFromSmiles(row["smiles"])
+        if mol is None:
+            blocks.append(f"{row['compound']}\n  broken\n\nnot a counts line\nM  END\n$$$$\n")
+            continue
+        mol.SetProp("_Name", row["compound"])
+        for name in LABELS:
+            if pd.notna(row[name]):
+                mol.SetProp(name, str(int(row[name])))
+        text = io.StringIO()
+        with Chem.SDWriter(text) as writer:
+            writer.write(mol)
+        blocks.append(text.getvalue())
+    path.write_text("".join(blocks))
+    assert "<SR-MMP>" in path.read_text()
+
+
+def test_predict_reads_sdf_and_writes_parquet(trained, tmp_path):
+    screen = _screen(trained["root"])
+    csv_in, sdf_in = tmp_path / "screen.csv", tmp_path / "screen.sdf"
+    screen.to_csv(csv_in, index=False)
+    _write_sdf(screen, sdf_in)
+    reference = _predict(trained, csv_in, tmp_path / "ref.csv")
+    rc = main(["predict", "--model", str(trained["model"]), "--input", str(sdf_in),
+               "--output", str(tmp_path / "out.parquet"), "--workers", "1",
+               "--chunk-size", "50"])  # fmt: skip
+    assert rc == 0
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert len(out) == len(screen)
+    assert list(out.columns[:5]) == ["smiles", "sdf_record", "sdf_title", *LABELS]
+    unreadable = screen["smiles"] == "C1CC(N"
+    assert list(out["sdf_title"].fillna("?")) == list(screen["compound"].where(~unreadable, "?"))
+    assert list(out["sdf_record"]) == [str(i) for i in range(1, len(screen) + 1)]
+    assert out.loc[unreadable, "error"].tolist() == ["no molecule (empty SMILES)"]
+    assert (out.loc[~unreadable, "error"] == "").all()  # an empty text, as in the CSV
+    # typed columns, and the same predictions as from the CSV (the SMILES RDKit writes for
+    # a record is another string for the same graph)
+    for name in LABELS:
+        assert out[f"{name}_prob"].dtype == np.float64
+        assert str(out[f"{name}_class"].dtype) == "int64" or out[f"{name}_class"].isna().any()
+        a, b = out.loc[~unreadable, f"{name}_prob"], reference.loc[~unreadable, f"{name}_prob"]
+        same = np.isclose(a, b, rtol=1e-4, atol=1e-6, equal_nan=True)
+        # a molblock is RDKit's own reading of a structure (stereo, charges, hydrogens), so a
+        # few molecules get a slightly different graph than from the SMILES: 3 of 119 here
+        assert same.mean() > 0.95 and np.nanmax(np.abs(a - b)) < 0.02
+        assert list(out[f"{name}_source"]) == list(reference[f"{name}_source"].fillna(""))
 
 
 def test_workers_lookahead_and_batch_size_give_the_same_predictions(trained, data_dir, tmp_path):
@@ -271,7 +362,7 @@ def test_bad_files_and_config_exit_2(trained, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("command", "given", "missing"),
     [
-        ("train", [], "--output"),
+        ("train", [], "--output/--save-dir"),
         ("predict", ["--input", "x.csv", "--output", "y.csv"], "--model"),
         ("predict", ["--model", "m.pt", "--output", "y.csv"], "--input"),
         ("evaluate", ["--input", "x.csv"], "--model"),
@@ -379,7 +470,9 @@ def test_train_and_predict_on_a_feature_table_with_a_value_label(tmp_path, capsy
     assert preds.loc[0, "logS"] == 1.25 and preds.loc[0, "logS_source"] == "given"
     assert preds.loc[0, "active_source"] == "direct"
     assert (preds.loc[1:, "logS_source"] == "alternate").all()
-    assert preds["logS"].notna().all() and preds["active"].isin([0, 1]).all()
+    assert preds["logS"].notna().all() and preds["active"].between(0, 1).all()
+    assert preds["active"].equals(preds["active_prob"])  # nothing given: all predicted
+    assert preds["active_class"].isin([0, 1]).all()  # at the validation-chosen thresholds
 
 
 def test_evaluate_scores_the_test_samples_stored_at_training(tmp_path, capsys):

@@ -397,14 +397,14 @@ def test_ctrl_c_is_one_line_and_exit_status_130(big, tiny_model, tmp_path):
     [
         pytest.param(n, marks=pytest.mark.case(
             risk="silent-wrong", tried=f"predict --output {n} (a format predict does not write)"))
-        for n in ("out.parquet", "out.csv.gz")
+        for n in ("out.xlsx", "out.csv.gz")
     ],
 )  # fmt: skip
 def test_an_output_name_of_another_format_is_refused(cli, tiny_model, tox_tables, tmp_path, name):
     out = tmp_path / name
     result = cli("predict", "--model", tiny_model, "--input", tox_tables["screen"],
                  "--output", out, "--workers", "1")  # fmt: skip
-    result.assert_error(str(out), "plain CSV")
+    result.assert_error(str(out), "plain CSV text or Parquet")
     assert not out.exists()
 
 

@@ -273,3 +273,93 @@ def test_reading_a_config_imports_neither_torch_nor_the_models():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------- lists on the command line
+
+
+@pytest.mark.parametrize(
+    ("assignment", "key", "expected"),
+    [
+        ("data.labels=a,b", "labels", ["a", "b"]),
+        ("data.labels=SR-ARE, SR-MMP", "labels", ["SR-ARE", "SR-MMP"]),
+        ("data.labels=[a, b]", "labels", ["a", "b"]),
+        ("data.labels=1,yes", "labels", ["1", "yes"]),  # text items stay text
+        ("data.split_fractions=0.7,0.2,0.1", "split_fractions", [0.7, 0.2, 0.1]),
+        ("data.feature_columns=f0,f1", "feature_columns", ["f0", "f1"]),
+        ("data.feature_columns=all", "feature_columns", "all"),
+    ],
+)
+def test_a_list_key_takes_a_comma_separated_list(assignment, key, expected):
+    assert getattr(Config().override([assignment]).data, key) == expected
+
+
+def test_comma_lists_of_other_sections():
+    cfg = Config().override(["train.losses=sup,rec", "methods=DLL,MT"])
+    assert (cfg.train.losses, cfg.methods) == (["sup", "rec"], ["DLL", "MT"])
+
+
+@pytest.mark.parametrize(
+    ("assignment", "named"),
+    [
+        ("data.labels=a,", "'data.labels': 'a,' has an empty item"),
+        ("data.labels=[a, b", "'data.labels': '[a, b' is not a valid value"),
+        ("train.losses=sup,dule", "'train.losses[1]': 'dule' is not allowed"),
+        ("data.split_fractions=0.7,x,0.1", "'data.split_fractions[1]' must be a number"),
+        ("data.split_fractions=0.7,0.2", "'data.split_fractions' must be three fractions"),
+    ],
+)
+def test_a_bad_list_override_names_the_key(assignment, named):
+    with pytest.raises(ConfigError) as err:
+        Config().override([assignment])
+    assert named in str(err.value)
+
+
+def test_a_pair_sets_a_value_as_it_is():
+    """The CLI's flags that stand for a key pass their value unparsed: no YAML, no commas."""
+    cfg = Config().override([("data.dataset", "runs: 1,2.csv"), ("data.labels", ["y,1", "2"])])
+    assert (cfg.data.dataset, cfg.data.labels) == ("runs: 1,2.csv", ["y,1", "2"])
+
+
+# ---------------------------------------------------------------- every problem at once
+
+
+def test_every_problem_of_a_config_is_reported_at_once():
+    with pytest.raises(ConfigError) as err:
+        Config.from_dict(
+            {
+                "data": {"split": "scafold", "labels": ["a", 2, 3]},
+                "model": {"hidden": "wide", "hiden": 3, "dropout": 1.5},
+                "train": {"lr": -1, "losses": ["sup", "dule"]},
+                "tune": {"trials": 0, "heartbeat": -1},
+                "methods": ["DLL", "DSLM", "XX"],
+                "sed": 1,
+            }
+        )
+    named = [
+        "'sed'", "'data.split'", "'data.labels[1]'", "'data.labels[2]'", "'model.hiden'",
+        "'model.hidden'", "'model.dropout'", "'train.lr'", "'train.losses[1]'",
+        "'tune.trials'", "'tune.heartbeat'", "'methods[1]'", "'methods[2]'",
+    ]  # fmt: skip
+    problems = err.value.problems
+    assert len(problems) == len(named), problems
+    for key in named:
+        assert sum(key in p for p in problems) == 1, (key, problems)
+    assert str(err.value) == "\n".join(problems)  # one line per problem
+
+
+def test_every_bad_override_is_reported_at_once():
+    with pytest.raises(ConfigError) as err:
+        Config().override(["trian.lr=0.1", "model.hidden=x", "train.lr=fast", "seed"])
+    problems = err.value.problems
+    assert len(problems) == 4, problems
+    assert "unknown config section 'trian' (did you mean 'train'?)" in problems[0]
+    assert "'seed' must look like section.key=value" in problems[1]
+    assert any("'model.hidden' must be an integer" in p for p in problems)
+    assert any("'train.lr' must be a number" in p for p in problems)
+
+
+def test_one_problem_reads_as_before():
+    with pytest.raises(ConfigError) as err:
+        Config.from_dict({"train": {"lr": 0}})
+    assert err.value.problems == [str(err.value)] == ["config key 'train.lr' must be > 0, got 0.0"]

@@ -17,9 +17,10 @@ import numpy as np
 import torch
 
 from molddl._version import __version__
-from molddl.data.featurizers.base import Featurizer, parse_smiles
+from molddl.data.featurizers.base import Featurizer, parse_smiles, process_pool
 from molddl.data.featurizers.store import GraphStore
 from molddl.io import atomic_path, user_cache
+from molddl.progress import Progress, stderr_is_terminal
 
 if TYPE_CHECKING:  # molddl.data.dataset imports this package (for GraphStore)
     from molddl.data.dataset import DualLabelDataset
@@ -77,14 +78,28 @@ def _cache_key(featurizer: Featurizer, smiles: np.ndarray) -> str:
     return h.hexdigest()[:32]
 
 
+#: from this many SMILES on, :func:`featurize_dataset` shows a bar on a terminal
+PROGRESS_MIN = 5000
+#: SMILES per piece (per worker) between two updates of that bar
+PROGRESS_PIECE = 2000
+
+
 def compute_features(
-    featurizer: Featurizer, smiles: np.ndarray, n_jobs: int = 1, pool: Executor | None = None
+    featurizer: Featurizer,
+    smiles: np.ndarray,
+    n_jobs: int = 1,
+    pool: Executor | None = None,
+    progress: bool = False,
 ) -> dict[str, torch.Tensor]:
     """The features of ``smiles`` as :func:`featurize_dataset` stores them (``valid`` mask,
     then the graph store's tensors or ``X``); pass them back as its ``features``.
 
     ``pool``: an open pool of ``n_jobs`` worker processes to use
-    (:func:`~molddl.data.featurizers.base.process_pool`), else one is started when needed."""
+    (:func:`~molddl.data.featurizers.base.process_pool`), else one is started when needed.
+    ``progress``: a bar on stderr for :data:`PROGRESS_MIN` SMILES or more, when stderr is a
+    terminal (never in a log); the features are the same either way."""
+    if progress and len(smiles) >= PROGRESS_MIN and stderr_is_terminal():
+        return _with_progress(featurizer, smiles, n_jobs, pool)
     if featurizer.output == "graph":
         valid, store = featurizer.featurize_graphs(list(smiles), n_jobs=n_jobs, pool=pool)
         out: dict[str, torch.Tensor] = {"valid": torch.from_numpy(valid)}
@@ -97,6 +112,46 @@ def compute_features(
         return out
     out["X"] = torch.from_numpy(np.stack(kept).astype(np.float32))
     return out
+
+
+def _with_progress(
+    featurizer: Featurizer, smiles: np.ndarray, n_jobs: int, pool: Executor | None
+) -> dict[str, torch.Tensor]:
+    """:func:`compute_features` piece by piece under a progress bar, one pool for all."""
+    size = PROGRESS_PIECE * max(1, n_jobs)
+    own = process_pool(n_jobs) if n_jobs > 1 and pool is None else None
+    parts = []
+    try:
+        with Progress(
+            len(smiles), f"featurize ({featurizer.name})", unit="mol", log_lines=False
+        ) as bar:
+            for start in range(0, len(smiles), size):
+                piece = smiles[start : start + size]
+                parts.append(compute_features(featurizer, piece, n_jobs, pool or own))
+                bar.update(len(piece))
+    finally:
+        if own is not None:
+            own.shutdown(cancel_futures=True)
+    return _concatenate(parts)
+
+
+def _concatenate(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The features of consecutive pieces of SMILES as one :func:`compute_features` result."""
+    out = {"valid": torch.cat([p["valid"] for p in parts])}
+    filled = [p for p in parts if len(p) > 1]  # a piece without a valid SMILES has no tensors
+    if not filled:
+        return out
+    if "X" in filled[0]:
+        return {**out, "X": torch.cat([p["X"] for p in filled])}
+    stores = [GraphStore.from_dict(p) for p in filled]
+    store = GraphStore.from_counts(
+        torch.cat([s.x for s in stores]),
+        torch.cat([s.edge_index for s in stores], dim=1),
+        torch.cat([s.edge_attr for s in stores]),
+        torch.cat([s.node_ptr.diff() for s in stores]),
+        torch.cat([s.edge_ptr.diff() for s in stores]),
+    )
+    return {**out, **store.to_dict()}
 
 
 def featurize_dataset(
@@ -142,7 +197,7 @@ def featurize_dataset(
         except Exception as err:  # a damaged cache entry is recomputed, never trusted
             logger.warning("feature cache %s unreadable (%s); featurizing again", path, err)
     if stored is None:
-        stored = compute_features(featurizer, data.smiles, n_jobs)
+        stored = compute_features(featurizer, data.smiles, n_jobs, progress=True)
         if use_cache:
             try:
                 with atomic_path(path) as tmp:

@@ -81,9 +81,22 @@ def test_ids_are_smiles(tox21):
     assert back.label_names == ["a", "b"]
 
 
+def test_smiles_in_X_round_trip_without_arguments(tox21):
+    """to_deepchem keeps the SMILES in X (ids are molddl's): from_deepchem finds them."""
+    back = from_deepchem(to_deepchem(tox21), labels=tox21.label_names)
+    assert list(back.smiles) == list(tox21.smiles) and list(back.ids) == list(tox21.ids)
+    np.testing.assert_array_equal(np.isnan(back.y), np.isnan(tox21.y))
+
+
 def test_object_X_without_smiles_is_an_error(tox21):
+    import deepchem as dc
+
+    ds = dc.data.NumpyDataset(
+        X=np.array(["not a molecule"] * len(tox21), dtype=object), y=np.nan_to_num(tox21.y),
+        w=(~np.isnan(tox21.y)).astype(float), ids=tox21.ids,
+    )  # fmt: skip
     with pytest.raises(ValueError, match="ids_are_smiles"):
-        from_deepchem(to_deepchem(tox21), labels=tox21.label_names)
+        from_deepchem(ds, labels=tox21.label_names)
 
 
 def test_wrong_number_of_label_names(tox21):

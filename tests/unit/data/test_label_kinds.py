@@ -102,15 +102,22 @@ def test_user_values_from_states():
     assert np.array_equal(label_kind(MC).to_user(probs, 0.0, 1.0), probs)
 
 
-def test_user_columns_keep_given_values():
-    cols = label_kind(BIN).user_columns(np.array([0.7, 0.2, np.nan]), np.array([np.nan, 1.0, 0.0]))
-    assert list(cols) == ["b", "b_prob"]
-    assert np.array_equal(cols["b"], [1.0, 1.0, 0.0])
+def test_user_columns_keep_given_values_and_give_probabilities_elsewhere():
+    user, given = np.array([0.7, 0.2, 0.4, np.nan]), np.array([np.nan, 1.0, np.nan, 0.0])
+    cols = label_kind(BIN).user_columns(user, given)
+    assert list(cols) == ["b", "b_prob"]  # no hard call without a threshold (never 0.5)
+    np.testing.assert_array_equal(cols["b"], [0.7, 1.0, 0.4, 0.0])
+    np.testing.assert_array_equal(cols["b_prob"], [0.7, np.nan, 0.4, np.nan])
+    cols = label_kind(BIN).user_columns(user, given, np.array([0.3, np.nan, 0.5, np.nan]))
+    np.testing.assert_array_equal(cols["b_class"], [1.0, 1.0, 0.0, 0.0])
+    assert label_kind(BIN).class_columns() == ["b_class"]
     cols = label_kind(MC).user_columns(
-        np.array([[0.1, 0.2, 0.3, 0.4], [np.nan] * 4]), np.array([np.nan, np.nan])
+        np.array([[0.1, 0.2, 0.3, 0.4], [np.nan] * 4, [0.7, 0.1, 0.1, 0.1]]),
+        np.array([np.nan, np.nan, 2.0]),
     )
-    assert cols["m"][0] == 3 and np.isnan(cols["m"][1])
+    np.testing.assert_array_equal(cols["m"], [3, np.nan, 2])
     assert list(cols)[1:] == ["m_prob_0", "m_prob_1", "m_prob_2", "m_prob_3"]
+    assert np.isnan(cols["m_prob_0"][2])  # a given row has no probabilities
 
 
 @pytest.mark.parametrize("spec", [BIN, MC, REG], ids=["binary", "multiclass", "regression"])

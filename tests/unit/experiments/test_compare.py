@@ -8,12 +8,12 @@ import pytest
 from molddl.config import Config
 from molddl.data.dataset import DualLabelDataset
 from molddl.data.labels import LabelSpec
+from molddl.evaluation.reveal import tuned_thresholds
 from molddl.experiments.compare import (
     METHODS,
     method_budget,
     run_seed,
     score,
-    tuned_thresholds,
 )
 
 
