@@ -7,7 +7,7 @@ from pathlib import Path
 from molddl.config import DataConfig
 from molddl.data.dataset import DualLabelDataset
 from molddl.data.featurizers import featurize_dataset, featurizer_from_dict
-from molddl.data.labels import check_learnable
+from molddl.data.labels import check_learnable, check_two_labels
 from molddl.data.loaders import LOADERS, load_dataset
 from molddl.data.masking import apply_missingness
 from molddl.data.splits import split_dataset
@@ -44,6 +44,7 @@ def load_splits(
     """Split first (seeded), then hide labels of train / val at ``cfg.missing_rate``; the
     test part keeps its truth for scoring."""
     data = load_data(cfg)
+    check_two_labels(data.label_names)
     train, val, test = split_dataset(data, cfg.split, cfg.split_fractions, seed)
     if cfg.missing_rate:
         train, val, test = apply_missingness(train, val, test, cfg.missing_rate, seed)

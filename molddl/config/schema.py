@@ -62,6 +62,18 @@ class DataConfig:
                 f"config key 'data.split_fractions' must be three fractions (train, validation, "
                 f"test) that sum to 1, got {fractions}"
             )
+        labels = self.labels or []
+        twice = sorted({n for n in labels if labels.count(n) > 1})
+        if twice:
+            raise ConfigError(
+                f"config key 'data.labels' names {twice[0]!r} twice; a label is one column"
+            )
+        kinds = self.label_kinds
+        if kinds is not None and self.labels is not None and len(kinds) != len(self.labels):
+            raise ConfigError(
+                f"config key 'data.label_kinds' lists {len(kinds)} kind(s) for the "
+                f"{len(self.labels)} labels of 'data.labels'; give one per label"
+            )
 
 
 @dataclass(slots=True)

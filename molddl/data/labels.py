@@ -30,6 +30,7 @@ labels and hard labels take the same path (SPEC §2).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal, cast
 
@@ -597,6 +598,16 @@ def infer_label_spec(name: str, values: np.ndarray, row_offset: int = 1) -> Labe
                 f"(binary, multiclass or regression) to use the column as it is"
             )
     return LabelSpec(name, "regression")
+
+
+def check_two_labels(names: Sequence[str]) -> None:
+    """A ``ValueError`` unless ``names`` are two labels: training, tuning and the benchmarks
+    take two today (``molddl data describe`` takes any number; K labels: docs/K_LABELS.md)."""
+    if len(names) != 2:
+        raise ValueError(
+            f"data.labels: dual-label learning trains on two labels, got {len(names)} "
+            f"({', '.join(map(str, names))}); 'molddl data describe' shows any number of them"
+        )
 
 
 def check_learnable(spec: LabelSpec, values: np.ndarray) -> None:

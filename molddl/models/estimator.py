@@ -18,6 +18,7 @@ import torch
 from molddl.config import Config, InferenceConfig
 from molddl.data.dataset import DualLabelDataset
 from molddl.data.featurizers import InvalidSmilesError
+from molddl.data.labels import check_two_labels
 from molddl.data.preprocess import Prepared, Preprocessor
 from molddl.data.splits import random_split
 from molddl.inference import thresholds as cuts
@@ -72,6 +73,7 @@ class DualLabelModel(ConfiguredEstimator):
 
         cfg = self.config_
         train, val = fit_inputs(cfg, train, val)
+        check_two_labels(train.label_names)
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         if val is None:
             tr_idx, va_idx, _ = random_split(len(train), (0.9, 0.1, 0.0), seed=cfg.seed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -363,3 +364,40 @@ def test_one_problem_reads_as_before():
     with pytest.raises(ConfigError) as err:
         Config.from_dict({"train": {"lr": 0}})
     assert err.value.problems == [str(err.value)] == ["config key 'train.lr' must be > 0, got 0.0"]
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        ({"labels": ["a", "b", "a"]}, "'data.labels' names 'a' twice"),
+        ({"labels": ["a", "b"], "label_kinds": ["binary"]},
+         "'data.label_kinds' lists 1 kind(s) for the 2 labels"),
+    ],
+)  # fmt: skip
+def test_label_lists_that_cannot_be_meant_are_refused(data, named):
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        Config.from_dict({"data": data})
+
+
+def test_training_on_other_than_two_labels_stops_before_any_work(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from molddl.models.estimator import DualLabelModel
+    from molddl.pipeline import load_data, load_splits
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(rng.normal(size=(40, 3)), columns=["f0", "f1", "f2"])
+    for name in "abc":
+        table[name] = rng.integers(0, 2, size=40).astype(float)
+    table.to_csv(tmp_path / "t.csv", index=False)
+    cfg = Config.from_dict(
+        {"data": {"dataset": str(tmp_path / "t.csv"), "labels": ["a", "b", "c"],
+                  "feature_columns": ["f0", "f1", "f2"]}}
+    )  # fmt: skip
+    assert load_data(cfg.data).label_names == ["a", "b", "c"]  # describing three is fine
+    needle = "dual-label learning trains on two labels, got 3 (a, b, c)"
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        load_splits(cfg.data, seed=0)
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        DualLabelModel(cfg).fit(load_data(cfg.data))
