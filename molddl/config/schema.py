@@ -129,7 +129,7 @@ class TrainConfig:
     """Where Lightning's CSV log of every loss term per epoch goes; ``None`` for no log."""
     logger: Literal["csv", "tensorboard"] = "csv"
     """``csv``: ``<log_dir>/<phase>/metrics.csv``, one row per epoch; ``tensorboard``: event
-    files there as well (needs the tensorboard package)."""
+    files there as well (tensorboard or tensorboardX; the lock installs tensorboardX)."""
     devices: int = bounded(1, ge=1)
     """Processes (CPU) or GPUs for data-parallel training; more than 1 uses DDP."""
     num_nodes: int = bounded(1, ge=1)

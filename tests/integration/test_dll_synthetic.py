@@ -209,7 +209,8 @@ def test_mixed_labels_train_and_predict():
     assert set(table.task) == {"Single-y1", "Single-y2", "Double-y1", "Double-y2"}
     assert table.value.notna().all()
     out = model.predict(_unlabelled(test))
-    assert set(np.unique(out["y1"])) <= {0.0, 1.0}
+    assert out["y1"].between(0, 1).all() and out["y1"].equals(out["y1_prob"])  # all predicted
+    assert set(np.unique(out["y1_class"])) <= {0.0, 1.0}  # at the validation-chosen cuts
     assert np.isfinite(out["y2"]).all()
     direct_y2 = model.predict(test.with_labels(np.c_[test.y[:, 0], np.full(300, np.nan)]))
     mae = np.abs(direct_y2["y2"] - test.y[:, 1]).mean()
