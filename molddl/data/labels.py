@@ -108,6 +108,8 @@ class LabelKind:
     metrics: ClassVar[tuple[str, ...]] = ("f1", "roc_auc", "pr_auc")
     #: the probability column a decision threshold applies to (binary labels only)
     threshold_name: ClassVar[str | None] = None
+    #: the figure of a trained run that shows its predictions (:mod:`molddl.evaluation.plots`)
+    plot: ClassVar[Literal["roc_pr", "parity"] | None] = None
     #: output activation code shared with the alternate-inference kernel
     activation: ClassVar[int]
 
@@ -309,6 +311,7 @@ class BinaryKind(LabelKind):
     data_kind = "binary"
     activation = 0
     threshold_name = "prob"
+    plot = "roc_pr"
 
     @classmethod
     def check_classes(cls, spec: LabelSpec) -> int:
@@ -397,6 +400,7 @@ class ValueKind(LabelKind):
     data_kind = "regression"
     categorical = False
     metrics = ("mape", "mae", "rmse")
+    plot = "parity"
     activation = 2
 
     @classmethod

@@ -75,13 +75,14 @@ def learning_curves(logs: Mapping[str, pd.DataFrame], monitor: str) -> Figure:
     return fig
 
 
-def _tasks(labels: Sequence[LabelSpec], kind: str) -> list[tuple[str, int]]:
-    """``(task, label index)`` of every reveal task of a label of ``kind``."""
+def _tasks(labels: Sequence[LabelSpec], plot: str) -> list[tuple[str, int]]:
+    """``(task, label index)`` of every reveal task of a label whose kind is drawn as
+    ``plot`` (:attr:`~molddl.data.labels.LabelKind.plot`)."""
     return [
         (task_name(mode, k), k)
         for mode in REVEAL_MODES
         for k in HIDDEN[mode]
-        if k < len(labels) and labels[k].kind == kind
+        if k < len(labels) and labels[k].behaviour.plot == plot
     ]
 
 
@@ -101,7 +102,7 @@ def roc_pr_curves(preds: pd.DataFrame, labels: Sequence[LabelSpec]) -> Figure | 
         roc_curve,
     )
 
-    tasks = _tasks(labels, "binary")
+    tasks = _tasks(labels, "roc_pr")
     if not tasks:
         return None
     rows = _scored(preds, labels)
@@ -139,7 +140,7 @@ def roc_pr_curves(preds: pd.DataFrame, labels: Sequence[LabelSpec]) -> Figure | 
 def parity_plots(preds: pd.DataFrame, labels: Sequence[LabelSpec]) -> Figure | None:
     """Predicted against true value, one panel per reveal task of a value label, from
     ``test_predictions.csv``; ``None`` without a value label."""
-    tasks = _tasks(labels, "regression")
+    tasks = _tasks(labels, "parity")
     if not tasks:
         return None
     rows = _scored(preds, labels)

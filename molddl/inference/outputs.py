@@ -76,10 +76,10 @@ def check_output(
     theirs = {"--input": Path(input_path)}
     if model_path is not None:
         theirs["--model"] = Path(model_path)
-    for kind, mine in output_paths(output).items():
+    for role, mine in output_paths(output).items():
         for option, path in theirs.items():
             if _same_file(mine, path):
-                what = "--output" if kind == "output" else f"the {kind} of --output {output},"
+                what = "--output" if role == "output" else f"the {role} of --output {output},"
                 raise ValueError(
                     f"{what} {mine} is the {option} file {path}: the run would replace it; "
                     f"choose another --output"

@@ -21,11 +21,13 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal, TypeVar
 
 import numpy as np
 import optuna
+import sqlalchemy
 import sqlalchemy.exc
 
 from molddl.config import Config, check_choice
@@ -252,7 +254,7 @@ def join_study(cfg: Config, url: str, seed: int) -> optuna.Study:
     )
     sampler = TrialSeededTPESampler(seed=seed)
     storage = open_storage(url, cfg.tune.heartbeat)
-    return with_retries(
+    study = with_retries(
         f"load the study {cfg.tune.study!r}",
         url,
         lambda: optuna.load_study(
@@ -262,6 +264,55 @@ def join_study(cfg: Config, url: str, seed: int) -> optuna.Study:
             pruner=pruner,
         ),
     )
+    fail_heartbeatless_trials(study, storage)
+    return study
+
+
+def fail_heartbeatless_trials(
+    study: optuna.Study, storage: optuna.storages.RDBStorage
+) -> list[int]:
+    """Fail, and retry as a stale trial is, every running trial that started more than the
+    grace period ago and never recorded a heartbeat; returns their numbers.
+
+    A run killed between creating a trial and its first heartbeat (a fraction of a second
+    later) leaves such a trial, and Optuna's stale check skips a trial without a heartbeat
+    row, so it would stay RUNNING for ever. A live trial records its first heartbeat as it
+    starts, so one older than the grace period without any is orphaned."""
+    interval = storage.get_heartbeat_interval()
+    if not interval:
+        return []
+    grace = timedelta(seconds=storage.grace_period or 2 * interval)
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    if not running:
+        return []
+    with storage.engine.connect() as con:  # Optuna's schema: no public API lists these
+        beating = {row[0] for row in con.execute(sqlalchemy.text(HEARTBEATS))}
+    now, failed = datetime.now(), []
+    retry = storage.get_heartbeat_stale_trial_callback()
+    for trial in running:
+        started = trial.datetime_start
+        if trial._trial_id in beating or started is None or now - started <= grace:
+            continue
+        try:
+            if not storage.set_trial_state_values(
+                trial._trial_id, state=optuna.trial.TrialState.FAIL
+            ):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:  # another process got there first
+            continue
+        failed.append(trial.number)
+        if retry is not None:
+            retry(study, storage.get_trial(trial._trial_id))
+    if failed:
+        logger.warning(
+            "trial(s) %s of a killed run never started their heartbeat: failed, and retried",
+            ", ".join(map(str, failed)),
+        )
+    return failed
+
+
+#: the trials that have recorded a heartbeat (Optuna's ``trial_heartbeats`` table)
+HEARTBEATS = "SELECT trial_id FROM trial_heartbeats"
 
 
 def n_finished(study: optuna.Study) -> int:

@@ -182,7 +182,8 @@ def test_a_killed_run_leaves_no_worker_and_the_next_run_retries_its_trials(
     for number in killed:
         assert number in retried, (number, study.trials)
         assert retried[number].state in DONE
-        assert retried[number].params == study.trials[number].params
+        if study.trials[number].params:  # one killed before it sampled retries afresh
+            assert retried[number].params == study.trials[number].params
     assert not [t for t in study.trials if t.state not in (*DONE, optuna.trial.TrialState.FAIL)]
     assert "| failed |" in (out / "summary.md").read_text()
 

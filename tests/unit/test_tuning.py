@@ -185,3 +185,26 @@ def test_zero_trials_reports_an_interrupted_study_without_running_one(tiny_higgs
     assert "| trials | 2 |" in summary and "| running or interrupted | 1 |" in summary
     assert len(pd.read_csv(out / "trials.csv")) == 2
     assert (out / "best_config.yaml").exists()
+
+
+def test_a_trial_killed_before_its_first_heartbeat_is_failed_and_retried(tmp_path):
+    """Optuna's stale check skips a running trial without a heartbeat row: a run killed
+    between creating a trial and its first heartbeat left it RUNNING for ever."""
+    import warnings
+
+    from molddl.tuning.study import fail_heartbeatless_trials, open_storage
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = open_storage(url, heartbeat=1)
+        study = optuna.create_study(storage=storage, study_name="s")
+        orphan = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})  # no heartbeat
+        assert fail_heartbeatless_trials(study, storage) == []  # within the grace period
+        time.sleep(2.5)  # past the grace period, 2 x heartbeat
+        assert fail_heartbeatless_trials(study, storage) == [orphan.number]
+    trials = study.get_trials(deepcopy=False)
+    assert trials[orphan.number].state == optuna.trial.TrialState.FAIL
+    retry = [t for t in trials if t.state == optuna.trial.TrialState.WAITING]
+    assert len(retry) == 1 and retry[0].params == orphan.params
+    assert fail_heartbeatless_trials(study, storage) == []  # once
