@@ -146,6 +146,15 @@ def _infer_specs(
     return specs
 
 
+def find_column(columns: Sequence[object], wanted: str) -> str | None:
+    """The column named ``wanted``, else the first whose name matches it ignoring case
+    (``SMILES`` for ``smiles``); ``None`` when there is none."""
+    for c in columns:
+        if c == wanted:
+            return wanted
+    return next((str(c) for c in columns if str(c).lower() == wanted.lower()), None)
+
+
 def dataset_from_frame(
     df: pd.DataFrame,
     labels: Sequence[str],
@@ -268,15 +277,14 @@ def load_table(
     """
     df = read_table(path)
     if smiles_column is None and feature_columns is None:
-        lower = {str(c).lower(): c for c in df.columns}
-        if "smiles" not in lower:
+        smiles_column = find_column(list(df.columns), "smiles")
+        if smiles_column is None:
             shown = ", ".join(map(str, df.columns[:40])) + (" …" if len(df.columns) > 40 else "")
             raise ValueError(
                 f"{path}: no 'smiles' column (the file has: {shown}); name the column of "
                 f"molecules with data.smiles_column, or, for a table of numeric features, "
                 f"list them in data.feature_columns (or set it to all)"
             )
-        smiles_column = lower["smiles"]
     if isinstance(feature_columns, str):
         if feature_columns != "all":
             raise ValueError(

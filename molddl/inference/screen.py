@@ -41,7 +41,7 @@ from molddl._version import __version__
 from molddl.data.dataset import DualLabelDataset
 from molddl.data.featurizers import compute_features
 from molddl.data.featurizers.base import process_pool
-from molddl.data.loaders import check_header, dataset_from_frame, not_utf8_error
+from molddl.data.loaders import check_header, dataset_from_frame, find_column, not_utf8_error
 from molddl.inference import thresholds as cuts
 from molddl.inference.outputs import (
     Interrupted,
@@ -79,15 +79,13 @@ def model_inputs(
             )
         return {"feature_columns": list(pre.feature_names)}
     wanted = smiles_column or model.config_.data.smiles_column or "smiles"
-    found = [c for c in columns if c == wanted] or [
-        c for c in columns if str(c).lower() == wanted.lower()
-    ]
-    if not found:
+    found = find_column(columns, wanted)
+    if found is None:
         raise ValueError(
             f"{source}: no SMILES column {wanted!r} (name it with --smiles-column); "
             f"the file has: {shown}"
         )
-    return {"smiles_column": found[0]}
+    return {"smiles_column": found}
 
 
 def _sha256(path: Path) -> str:

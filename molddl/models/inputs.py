@@ -34,7 +34,7 @@ import torch
 from molddl.config import Config
 from molddl.data.dataset import DualLabelDataset
 from molddl.data.labels import LabelSpec, label_kind
-from molddl.data.loaders import DEFAULT_LABELS, check_header, dataset_from_frame
+from molddl.data.loaders import DEFAULT_LABELS, check_header, dataset_from_frame, find_column
 
 if TYPE_CHECKING:
     from molddl.data.preprocess import Preprocessor
@@ -135,16 +135,14 @@ def _from_frame(
         inputs = {"feature_columns": list(features)}
     else:
         wanted = dcfg.smiles_column or "smiles"
-        found = [c for c in columns if c == wanted] or [
-            c for c in columns if c.lower() == wanted.lower()
-        ]
-        if not found:
+        found = find_column(columns, wanted)
+        if found is None:
             raise ValueError(
                 f"the DataFrame has no SMILES column {wanted!r} (config data.smiles_column; "
                 f"a table of numeric features is named by data.feature_columns); its "
                 f"columns: {_shown(columns)}"
             )
-        inputs = {"smiles_column": found[0]}
+        inputs = {"smiles_column": found}
     id_column = dcfg.id_column if dcfg.id_column in columns else None
     return dataset_from_frame(
         df,
