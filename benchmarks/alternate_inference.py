@@ -9,11 +9,21 @@ with convergence-based early exit for both of molddl's loops. numba compiles (or
 molddl's cache) before the clock starts; the compilation is timed on its own.
 
     python benchmarks/alternate_inference.py [--model tox21.pt] [--samples 2000]
+
+``--large 100000`` times instead that many unlabelled samples x ``--iterations`` fixed
+iterations, on towers of molddl's default sizes with random weights and inputs (a fixed
+workload costs the same whatever the weights; no model or data needed): the CPU path (the
+numba kernel on 2 threads) against the PyTorch loop on CUDA synchronising with the device
+every iteration (``inference.sync_every: 1``) and at the default for a GPU. Without CUDA it
+prints the CPU row and says that the GPU rows were not run.
+
+    python benchmarks/alternate_inference.py --large 100000
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import logging
 import sys
@@ -26,11 +36,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import best_of, machine  # noqa: E402
 
-from molddl.config import Config  # noqa: E402
+from molddl.config import Config, InferenceConfig, ModelConfig  # noqa: E402
+from molddl.data.labels import LabelSpec  # noqa: E402
 from molddl.inference import kernel  # noqa: E402
 from molddl.inference.alternate import alternate  # noqa: E402
 from molddl.inference.predict import encode  # noqa: E402
 from molddl.models.estimator import DualLabelModel  # noqa: E402
+from molddl.nn.towers import Tower  # noqa: E402
 from molddl.pipeline import load_splits  # noqa: E402
 
 DEFAULT_MODEL = Path("runs/bench/tox21-default.pt")
@@ -107,6 +119,86 @@ def matmul_flops(device: torch.device, n: int = 2048, repeat: int = 5) -> float:
     return 2 * n**3 / best_of(product, repeat)
 
 
+def random_workload(samples: int, seed: int = 0):
+    """Two towers of molddl's default sizes for a pair of binary labels (Tox21's), random
+    weights, eval mode, on the CPU; ``[W_h h]`` per tower for random ``h``; random initial
+    probabilities."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    m, spec = ModelConfig(), LabelSpec("y", "binary")
+    towers = [
+        Tower(m.hidden, spec, spec, label_dim=m.label_dim, hidden=m.tower_hidden,
+              layers=m.tower_layers).eval()
+        for _ in range(2)
+    ]  # fmt: skip
+    h = torch.randn(samples, m.hidden, generator=gen)
+    with torch.inference_mode():
+        hh = [t.encode_h(h) for t in towers]
+    init = [torch.rand(samples, 1, generator=gen) for _ in range(2)]
+    return towers, hh, init
+
+
+def large(args) -> None:
+    """``--large``: the numba kernel on 2 CPU threads against the PyTorch loop on CUDA, one
+    fixed workload, every row in this process."""
+    n, iterations = args.large, args.iterations
+    towers, hh, init = random_workload(n)
+    fixed = dataclasses.replace(InferenceConfig(), tol=-1.0, max_iter=iterations)
+    warm = dataclasses.replace(fixed, max_iter=2)
+    rows, results = [], {}
+    why = kernel.unsupported(towers, hh) or kernel.unavailable()
+    if why is None:
+        kernel.run(towers, hh, init, warm, threads=2)  # compiles, or loads from the cache
+        sec = best_of(lambda: kernel.run(towers, hh, init, fixed, threads=2), args.repeat)
+        rows.append(("numba kernel, 2 threads (`inference.kernel: numba`)", "cpu", sec))
+        results["numba"] = kernel.run(towers, hh, init, fixed, threads=2)[0]
+    gpu = torch.cuda.is_available()
+    if gpu:
+        dev = torch.device("cuda")
+        towers_d = [copy.deepcopy(t).to(dev) for t in towers]
+        hh_d, init_d = [x.to(dev) for x in hh], [x.to(dev) for x in init]
+        auto = fixed.iterations_per_sync("cuda")
+        for every in (1, None):
+            icfg = dataclasses.replace(fixed, kernel="torch", sync_every=every)
+
+            def run(c=icfg):
+                out = alternate(towers_d, hh_d, init_d, c)
+                torch.cuda.synchronize()
+                return out
+
+            run(dataclasses.replace(icfg, max_iter=2))  # warm-up: CUDA's first calls
+            sec = best_of(run, args.repeat)
+            name = f"sync_every {every}" if every else f"sync_every unset (auto: {auto})"
+            rows.append((f"PyTorch loop, {name}", "cuda", sec))
+            results[every or "auto"] = [s.cpu().numpy() for s in run().states]
+
+    print(f"machine: {machine()}")
+    print(
+        f"workload: {n} samples x {iterations} fixed iterations (tol <= 0), towers of molddl's "
+        f"default sizes (hidden {towers[0].lin_h.out_features}, label_dim "
+        f"{towers[0].lin_y.in_features}), random weights and inputs\n"
+    )
+    flops = 2 * n * iterations * sum(tower_macs(t, "folded") for t in towers)
+    print("| alternate inference | device | seconds | GFLOP/s | speed-up over numba, 2 threads |")
+    print("|---|---|---|---|---|")
+    base = rows[0][2] if why is None else None
+    for name, where, sec in rows:
+        ratio = f"{base / sec:.1f}x" if base else "-"
+        print(f"| {name} | {where} | {sec:.4f} | {flops / sec / 1e9:.1f} | {ratio} |")
+    if why is not None:
+        print(f"\nnumba kernel not measured: {why}")
+    if not gpu:
+        print("\nGPU rows not run: no CUDA device here (torch.cuda.is_available() is False)")
+        return
+    one, auto_s = rows[-2][2], rows[-1][2]
+    print(f"\nsync_every unset (auto) against sync_every 1: {one / auto_s:.1f}x")
+    if "numba" in results:
+        diff = max(abs(results["numba"][k] - results["auto"][k]).max() for k in range(2))
+        print(f"largest state difference, numba (CPU) against the PyTorch loop (CUDA): {diff:.1e}")
+    diff = max(abs(results[1][k] - results["auto"][k]).max() for k in range(2))
+    print(f"largest state difference, CUDA sync_every 1 against auto: {diff:.1e}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL)
@@ -117,8 +209,17 @@ def main() -> None:
     p.add_argument(
         "--profile", action="store_true", help="torch.profiler table of the PyTorch loop"
     )
+    p.add_argument(
+        "--large",
+        type=int,
+        metavar="SAMPLES",
+        help="time SAMPLES random samples instead: numba on 2 CPU threads against CUDA",
+    )
     args = p.parse_args()
     logging.disable(logging.WARNING)
+    if args.large:
+        large(args)
+        return
     device = torch.device(args.device)
 
     model = trained_model(args.model)
