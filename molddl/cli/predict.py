@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from molddl.cli.options import add_runtime_options, apply_runtime_overrides, config_path_beside
 from molddl.inference import thresholds as cuts
 from molddl.inference.outputs import Interrupted, check_output
-from molddl.inference.screen import screen
+from molddl.inference.screen import input_files, screen
 from molddl.io import atomic_write_text
 from molddl.models.estimator import DualLabelModel
 
@@ -43,8 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--input",
         required=True,
-        help="CSV (or .csv.gz), Parquet or SDF (or .sdf.gz) file of compounds to predict; an "
-        "SDF gives a row per record: its SMILES, sdf_record, sdf_title and its data items",
+        help="CSV (or .csv.gz), Parquet or SDF (or .sdf.gz) file of compounds to predict, or a "
+        "folder or glob pattern of such shards of one table (read in the order of their "
+        "names); an SDF gives a row per record: its SMILES, sdf_record, sdf_title and its "
+        "data items",
     )
     p.add_argument(
         "--output",
@@ -66,7 +68,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=os.cpu_count() or 1,
         help="processes that featurize molecules (default: the number of CPU cores); with "
-        "more than one, the model runs on the cores they leave (at least one thread)",
+        "more than one, the model runs on the cores they leave (at least one thread). With "
+        "--dask and no ADDRESS: the local cluster's worker processes",
+    )
+    p.add_argument(
+        "--dask",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="predict on a Dask cluster: the scheduler's address (tcp://host:8786) or "
+        "scheduler file (JSON); without ADDRESS, a local cluster of --workers processes. "
+        "Each worker reads the model from the --model path (a shared file system); the "
+        "output is the same as without --dask (pip install 'molddl[dask]')",
     )
     p.add_argument(
         "--threshold",
@@ -111,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    check_output(args.output, args.input, args.model)  # before the work of loading the model
+    for file in input_files(args.input):  # before the work of loading the model
+        check_output(args.output, file, args.model)
     model = DualLabelModel.load(args.model)
     cfg = apply_runtime_overrides(model, args.overrides)
     given = cuts.parse(args.thresholds, model.preprocessor_.labels)
@@ -127,6 +141,7 @@ def _run(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_size,
         workers=args.workers,
         thresholds=given,
+        dask=args.dask,
     )
     atomic_write_text(config_path_beside(output), cfg.to_yaml())
     sys.stdout.write(f"predictions for {args.input} written to {output}\n")

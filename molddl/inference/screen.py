@@ -8,8 +8,10 @@ modification time, chunk size, model file hash, inference settings); parts of an
 never reused. The output is written atomically when every chunk is done.
 
 The input is CSV (or .csv.gz), Parquet (read in row batches; cells become text as in a
-CSV) or SDF (a row per record, with its SMILES and data items). The output is CSV, or
-Parquet when its name ends ``.parquet``. What the run may write and how it stops is
+CSV) or SDF (a row per record, with its SMILES and data items), one file or a folder or glob
+of shards of one table (:func:`input_files`). The output is CSV, or Parquet when its name
+ends ``.parquet``. The chunks are predicted in this process (:class:`_LocalRunner`) or on a
+Dask cluster (:mod:`molddl.inference.cluster`); the rest of the run is the same. What the run may write and how it stops is
 :mod:`molddl.inference.outputs` (no output that is an input, one run per output, Ctrl-C /
 SIGTERM); the worker processes die with the run
 (:func:`~molddl.data.featurizers.base.process_pool`).
@@ -18,6 +20,7 @@ SIGTERM); the worker processes die with the run
 from __future__ import annotations
 
 import contextlib
+import glob
 import gzip
 import hashlib
 import json
@@ -29,7 +32,7 @@ import sys
 from collections.abc import Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, Protocol, cast
 
 import numpy as np
 import pandas as pd
@@ -284,6 +287,99 @@ class _Table:
 _SDF_ITEM = re.compile(r"^>[^<]*<([^>]+)>")
 
 
+#: file endings of a table ``molddl predict`` reads (a folder of shards: its files so named)
+INPUT_ENDINGS = (".csv", ".csv.gz", ".parquet", ".pq", ".sdf", ".sdf.gz", ".sd", ".sd.gz")
+
+
+def _natural(path: Path) -> list[list]:
+    """Sort key of a shard: its path, with runs of digits compared as numbers
+    (``part-2`` before ``part-10``)."""
+    return [[int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p)] for p in path.parts]
+
+
+def input_files(spec: str | Path) -> list[Path]:
+    """The file(s) ``--input`` names: a file; a folder, whose files with an input ending
+    (:data:`INPUT_ENDINGS`) are shards of one table; or a glob pattern (``shards/*.csv``,
+    ``**`` for subfolders). Shards are read in the order of their names, numbers in names
+    compared as numbers, so the output's rows are in that order."""
+    path = Path(spec)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = [
+            p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(INPUT_ENDINGS)
+        ]
+        if not files:
+            raise ValueError(
+                f"input folder {path} holds no {', '.join(INPUT_ENDINGS)} file to predict"
+            )
+        return sorted(files, key=_natural)
+    if glob.has_magic(str(spec)):
+        files = [Path(p) for p in glob.glob(str(spec), recursive=True) if Path(p).is_file()]
+        if not files:
+            raise FileNotFoundError(f"no input file matches {spec}")
+        return sorted(files, key=_natural)
+    raise FileNotFoundError(f"input file {spec} does not exist")
+
+
+class _Inputs:
+    """The shards of one input table, read one after the other: one format, and the same
+    columns in each (in any order; a CSV or Parquet shard's are put in the first shard's
+    order). SDF shards take the union of their data items, empty where a record has none."""
+
+    def __init__(self, paths: list[Path], smiles_column: str) -> None:
+        self.tables = [_Table(p, smiles_column) for p in paths]
+        first = self.tables[0]
+        for table in self.tables[1:]:
+            if table.format != first.format:
+                raise ValueError(
+                    f"input shards {first.path} ({first.format}) and {table.path} "
+                    f"({table.format}) are of two formats; give shards of one format"
+                )
+        self.format = first.format
+        self._columns: list[str] | None = None
+
+    def columns(self) -> list[str]:
+        if self._columns is not None:
+            return self._columns
+        columns = self.tables[0].columns()
+        for table in self.tables[1:]:
+            theirs = table.columns()
+            if self.format == "sdf":
+                columns = columns + [c for c in theirs if c not in columns]
+            elif set(theirs) != set(columns):
+                missing = [c for c in columns if c not in theirs]
+                extra = [c for c in theirs if c not in columns]
+                raise ValueError(
+                    f"input shard {table.path}: its columns differ from those of "
+                    f"{self.tables[0].path} (missing: {', '.join(missing) or 'none'}; "
+                    f"extra: {', '.join(extra) or 'none'}); shards of one table have the "
+                    f"same columns"
+                )
+        self._columns = columns
+        return columns
+
+    def progress(self) -> tuple[int, str]:
+        """The bar's total (over every shard) and unit."""
+        totals = [t.progress() for t in self.tables]
+        return sum(n for n, _ in totals), totals[0][1]
+
+    def chunks(self, chunk_size: int) -> Generator[tuple[pd.DataFrame, int, str, int], None, None]:
+        """Every shard's chunks in turn, each with the progress made over the shards, its
+        shard and the position of its first row in that shard (0-based)."""
+        columns = self.columns()
+        before = 0
+        for table in self.tables:
+            end = 0  # rows of this shard read so far
+            with contextlib.closing(table.chunks(chunk_size)) as chunks:
+                for chunk, progress in chunks:
+                    if list(chunk.columns) != columns:
+                        chunk = chunk.reindex(columns=columns)
+                    first_row, end = end, end + len(chunk)
+                    yield chunk, before + progress, str(table.path), first_row
+            before += table.progress()[0]
+
+
 def _sdf_frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
     """SDF records as :func:`_read_csv` reads a CSV: text cells, an empty one missing."""
     frame = pd.DataFrame.from_records(rows, columns=columns).astype(object)
@@ -449,51 +545,63 @@ def screen(
     chunk_size: int = 20000,
     workers: int = 1,
     thresholds: dict[str, float] | None = None,
+    dask: str | None = None,
 ) -> Path:
-    """Write ``input_path`` (CSV, .csv.gz, Parquet or SDF, .sdf.gz) to ``output`` (CSV, or
-    Parquet for a name ending ``.parquet`` / ``.pq``) with every unknown label predicted.
+    """Write ``input_path`` (CSV, .csv.gz, Parquet or SDF, .sdf.gz; or a folder or glob of
+    such shards, :func:`input_files`) to ``output`` (CSV, or Parquet for a name ending
+    ``.parquet`` / ``.pq``) with every unknown label predicted.
 
     Parameters
     ----------
     model
         The trained model, with the inference settings to use.
     model_path
-        The file ``model`` was loaded from; its hash keys the resumable parts.
+        The file ``model`` was loaded from; its hash keys the resumable parts, and Dask
+        workers load the model from it.
     smiles_column
         The SMILES column (default: the model's, matched ignoring case); for an SDF, the
         column its structures are written to (default: the model's).
     chunk_size
-        Rows read, featurized and written at a time; bounds memory.
+        Rows read, featurized and written at a time; bounds memory. On Dask, a chunk is a
+        partition: the unit a worker predicts and a resumed run skips.
     workers
         Processes that featurize molecules; with more than one, the model runs on the cores
-        they leave (at least one thread).
+        they leave (at least one thread). With ``dask="local"``: the local cluster's worker
+        processes.
     thresholds
         Decision thresholds (label → cut) replacing the model's validation-chosen ones
         (:mod:`molddl.inference.thresholds`) for the ``<label>_class`` columns.
+    dask
+        Predict the chunks on a Dask cluster (:mod:`molddl.inference.cluster`): a
+        scheduler's address (``tcp://host:8786``), a scheduler file (JSON, ``dask scheduler
+        --scheduler-file``), or ``"local"`` for a cluster of ``workers`` processes on this
+        machine. The output is the same, row for row, as without it.
 
     Raises
     ------
     ValueError
         For an output that is the input or the model file (:func:`check_output`) or a
         folder, an output another run is writing (:func:`output_lock`) or that cannot be
-        written, and for input that is not UTF-8 CSV or readable Parquet.
+        written, for input that is not UTF-8 CSV or readable Parquet, and for a Dask
+        worker that cannot predict (its model file missing or another).
     Interrupted
         On Ctrl-C (or a signal a caller turns into it), with the finished parts kept.
     """
     if chunk_size < 1 or workers < 1:
         raise ValueError("--chunk-size and --workers must be at least 1")
-    input_path, output = Path(input_path), Path(output)
-    if not input_path.is_file():
-        raise FileNotFoundError(f"input file {input_path} does not exist")
-    check_output(output, input_path, model_path)
+    output = Path(output)
+    files = input_files(input_path)
+    for file in files:
+        check_output(output, file, model_path)
     cfg = model.config_
-    table = _Table(input_path, smiles_column or cfg.data.smiles_column or "smiles")
-    inputs = model_inputs(model, table.columns(), smiles_column, str(input_path))
-    stat = input_path.stat()
+    table = _Inputs(files, smiles_column or cfg.data.smiles_column or "smiles")
+    shown = str(input_path) if len(files) > 1 else str(files[0])
+    inputs = model_inputs(model, table.columns(), smiles_column, shown)
     manifest = {
-        "input": str(input_path.resolve()),
-        "size": stat.st_size,
-        "mtime_ns": stat.st_mtime_ns,
+        "input": [
+            {"path": str(f.resolve()), "size": f.stat().st_size, "mtime_ns": f.stat().st_mtime_ns}
+            for f in files
+        ],
         "chunk_size": chunk_size,
         "model_sha256": _sha256(Path(model_path)),
         "inputs": inputs,
@@ -506,32 +614,97 @@ def screen(
     parts_dir = output_paths(output)["parts"]
     with output_lock(output):
         done = _open_parts(parts_dir, manifest)
-        parquet = manifest["format"] == "parquet"
-        parts = _screen_chunks(
-            model, table, parts_dir, done, inputs, chunk_size, workers, thresholds, parquet
-        )
+        if dask is None:
+            runner: _Runner = _LocalRunner(model, workers, inputs, thresholds)
+        else:
+            from molddl.inference import cluster  # imports dask: only when it is used
+
+            job = cluster.Job(
+                model_path=str(Path(model_path).resolve()),
+                model_sha256=manifest["model_sha256"],
+                runtime={"inference": manifest["inference"], "device": cfg.device},
+                inputs=inputs,
+                thresholds=thresholds,
+            )
+            runner = cluster.DaskRunner(dask, workers, job, _write_part)
+        with contextlib.closing(runner):
+            parts = _screen_chunks(table, parts_dir, done, runner, chunk_size, manifest["format"])
         if not parts:
-            raise ValueError(f"input file {input_path} has no rows")
+            raise ValueError(f"input {shown} has no rows")
         _concatenate(parts, output)
         shutil.rmtree(parts_dir)
     return output
 
 
+class _Runner(Protocol):
+    """Predicts chunks into their parts: ``submit`` one (the part may be written later),
+    ``finish`` writes every part submitted, ``close`` releases what the runner holds."""
+
+    def submit(self, part: Path, chunk: pd.DataFrame, first_row: int, source: str) -> None: ...
+
+    def finish(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _LocalRunner:
+    """Predicts in this process, one chunk at a time, while the worker processes featurize
+    the next one (:class:`_Lookahead`)."""
+
+    def __init__(
+        self,
+        model: DualLabelModel,
+        workers: int,
+        inputs: dict[str, Any],
+        thresholds: dict[str, float] | None,
+    ) -> None:
+        self.model, self.workers, self.inputs, self.thresholds = model, workers, inputs, thresholds
+        self.ahead = _Lookahead(model, workers)
+        self.threads = torch.get_num_threads()
+        if self.ahead.pool is not None:
+            # the workers featurize the next chunk on their own cores meanwhile; more model
+            # threads than the cores left only fight them (benchmarks/screening.py: 2 cores,
+            # 2 workers, 100,000 rows in 41 s instead of 50 s)
+            torch.set_num_threads(max(1, self.threads - workers))
+        self.pending: tuple | None = None  # (part, chunk, data, features) of the chunk in flight
+
+    def submit(self, part: Path, chunk: pd.DataFrame, first_row: int, source: str) -> None:
+        data = _chunk_dataset(self.model, chunk, first_row, self.inputs, source)
+        queued = (part, chunk, data, self.ahead.submit(data))
+        self.finish()
+        self.pending = queued
+
+    def finish(self) -> None:
+        if self.pending is None:
+            return
+        part, chunk, data, features = self.pending
+        self.pending = None
+        predicted = _predict_chunk(
+            self.model,
+            chunk,
+            data,
+            self.workers,
+            None if features is None else features.result(),
+            self.thresholds,
+        )
+        _write_part(part, predicted)
+
+    def close(self) -> None:
+        self.ahead.close()
+        torch.set_num_threads(self.threads)
+
+
 def _screen_chunks(
-    model: DualLabelModel,
-    table: _Table,
+    table: _Inputs,
     parts_dir: Path,
     done: set[int],
-    inputs: dict[str, Any],
+    runner: _Runner,
     chunk_size: int,
-    workers: int,
-    thresholds: dict[str, float] | None,
-    parquet: bool,
+    fmt: str,
 ) -> list[Path]:
-    """Predict every chunk of ``table`` not ``done`` into its part (Parquet or CSV); returns
-    every part."""
+    """Have ``runner`` predict every chunk of ``table`` not ``done`` into its part (Parquet
+    or CSV); returns every part, in the order of the input's rows."""
     parts: list[Path] = []
-    source = str(table.path)
     total, unit = table.progress()
     with (
         tqdm(
@@ -545,49 +718,18 @@ def _screen_chunks(
         logging_redirect_tqdm(),
         contextlib.closing(table.chunks(chunk_size)) as chunks,
     ):
-        ahead = _Lookahead(model, workers)
-        threads = torch.get_num_threads()
-        if ahead.pool is not None:
-            # the workers featurize the next chunk on their own cores meanwhile; more model
-            # threads than the cores left only fight them (benchmarks/screening.py: 2 cores,
-            # 2 workers, 100,000 rows in 41 s instead of 50 s)
-            torch.set_num_threads(max(1, threads - workers))
-        pending: tuple | None = None  # (part, chunk, data, features) of the chunk in flight
-
-        def finish(part, chunk, data, features) -> None:
-            predicted = _predict_chunk(
-                model,
-                chunk,
-                data,
-                workers,
-                None if features is None else features.result(),
-                thresholds,
-            )
-            _write_part(part, predicted)
-
         try:
-            end = 0  # rows read so far (a Parquet batch may hold fewer than chunk_size)
-            for i, (chunk, progress) in enumerate(chunks):
-                part = parts_dir / PART.format(i, "parquet" if parquet else "csv")
+            for i, (chunk, progress, source, first_row) in enumerate(chunks):
+                part = parts_dir / PART.format(i, fmt)
                 parts.append(part)
                 bar.update(progress - bar.n)
-                first_row, end = end, end + len(chunk)
-                if i in done:
-                    continue
-                data = _chunk_dataset(model, chunk, first_row, inputs, source)
-                queued = (part, chunk, data, ahead.submit(data))
-                if pending is not None:
-                    finish(*pending)
-                pending = queued
-            if pending is not None:
-                finish(*pending)
+                if i not in done:
+                    runner.submit(part, chunk, first_row, source)
+            runner.finish()
         except KeyboardInterrupt as err:
             note = (
                 f"{len(list(parts_dir.glob('part-*.*')))} finished part(s) kept in "
                 f"{parts_dir}; run the same command to resume"
             )
             raise Interrupted(getattr(err, "signum", signal.SIGINT), note) from None
-        finally:
-            ahead.close()
-            torch.set_num_threads(threads)
     return parts
