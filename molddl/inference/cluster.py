@@ -100,7 +100,7 @@ def _keep_freed_memory() -> None:
     every activation tensor of the encoder is mapped from the system and unmapped again at
     each operation, page faults and all (as ``benchmarks/encoder.py`` measures for large
     batches): screening on a local cluster ran at half the one-process rate
-    (``docs/BENCHMARKS.md``, benchmark 4). Raising both thresholds at run time undoes it,
+    (``docs/BENCHMARKS.md``, "Scale-out"). Raising both thresholds at run time undoes it,
     whoever started the worker.
     """
     import ctypes

@@ -146,7 +146,10 @@ def test_a_killed_run_leaves_no_worker_and_the_next_run_retries_its_trials(
     tiny_higgs_csv, tmp_path, cli
 ):
     out = tmp_path / "tune"
-    args = tune_args(tiny_higgs_csv, out, "--set", "tune.heartbeat=1")
+    # trials of 30 epochs (about a second or more each), so that the kill lands while one
+    # runs: with one-epoch trials a CI run once killed both workers between trials
+    long = ("--set", "train.max_epochs=30", "--set", "train.patience=30")
+    args = tune_args(tiny_higgs_csv, out, "--set", "tune.heartbeat=1", *long)
     proc = start(*args, "--workers", "2", "--trials", "20", env=env())
     try:
         deadline = time.monotonic() + 180
